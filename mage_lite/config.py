@@ -1,0 +1,169 @@
+"""Named presets, from seconds (smoke) to a GPU reproduction, and their validation.
+
+A preset bundles every config a notebook needs. Notebooks take a preset name plus
+``overrides`` such as ``{"mae_train.steps": 500}``; anything unknown or out of range is
+refused with one sentence naming the valid choices.
+"""
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from .mae import MAEConfig
+from .probe import ProbeConfig
+from .train import TrainConfig
+from .vqgan import VQGANConfig
+
+
+class ConfigError(ValueError):
+    """A bad preset name, parameter name or value; the message says what is valid."""
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "shapes"  # "shapes" (synthetic), "cifar10" (official download) or a path to an image-folder dir/.zip/.tar.gz
+    image_size: int = 32  # images are decoded (centre crop + resize) to this side
+    crop_scale: tuple = (0.2, 1.0)  # RandomResizedCrop area range; the paper ablates (0.2, 1) vs (0.8, 1)
+    hflip: bool = True  # random horizontal flip
+    shapes_train: int = 5000  # size of the synthetic train split (dataset "shapes" only)
+    shapes_test: int = 1000  # size of the synthetic test split
+
+    def __post_init__(self):
+        lo, hi = self.crop_scale
+        if not 0 < lo <= hi <= 1:
+            raise ValueError(f"data.crop_scale must satisfy 0 < low <= high <= 1, got {tuple(self.crop_scale)}")
+        if self.image_size < 8:
+            raise ValueError(f"data.image_size must be at least 8, got {self.image_size}")
+
+
+@dataclass
+class Preset:
+    name: str
+    description: str
+    data: DataConfig = field(default_factory=DataConfig)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+    mae: MAEConfig = field(default_factory=MAEConfig)
+    mae_train: TrainConfig = field(default_factory=TrainConfig)
+    mae_ratio_sweep: tuple = ()  # extra mask ratios notebook 01 trains (beside mae.mask_ratio)
+    vqgan: VQGANConfig = field(default_factory=VQGANConfig)
+    vqgan_train: TrainConfig = field(default_factory=TrainConfig)
+    device: str = "auto"  # "auto" (cuda, then mps, then cpu), "cpu", "cuda", "cuda:N", "mps"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _presets() -> dict[str, Preset]:
+    smoke = Preset(
+        name="smoke",
+        description="synthetic shapes, tiny models: seconds per notebook, checks that everything runs",
+        data=DataConfig(dataset="shapes", shapes_train=2000, shapes_test=500),
+        probe=ProbeConfig(train_size=1000, test_size=500, epochs=10),
+        mae=MAEConfig(dim=64, depth=2, heads=2, decoder_dim=32, decoder_depth=1, decoder_heads=2),
+        mae_train=TrainConfig(steps=30, batch_size=64, base_lr=1.5e-3, warmup_steps=5, ckpt_every=10, log_every=5),
+        vqgan=VQGANConfig(channels=16, norm_groups=8, codebook_size=64, code_dim=8, disc_channels=8, disc_start=15, restart_after=5),
+        vqgan_train=TrainConfig(steps=30, batch_size=32, base_lr=1e-3, warmup_steps=5, ckpt_every=10, log_every=5),
+    )
+    ci = Preset(
+        name="ci",
+        description="real CIFAR-10, small models: a few minutes per notebook on 2 CPU cores",
+        data=DataConfig(dataset="cifar10"),
+        probe=ProbeConfig(train_size=10000, test_size=5000, epochs=30),
+        mae=MAEConfig(dim=128, depth=4, heads=4, decoder_dim=64, decoder_depth=2, decoder_heads=4),
+        mae_train=TrainConfig(steps=300, batch_size=128, base_lr=1.5e-3, warmup_steps=30, log_every=10),
+        vqgan=VQGANConfig(channels=32, norm_groups=16, codebook_size=256, code_dim=16, disc_channels=16, disc_start=300, restart_after=20),
+        vqgan_train=TrainConfig(steps=400, batch_size=64, base_lr=1e-3, warmup_steps=20, log_every=10),
+    )
+    cpu = Preset(
+        name="cpu",
+        description="real CIFAR-10, a small reproduction: about 30 minutes per notebook on 2 CPU cores",
+        data=DataConfig(dataset="cifar10"),
+        probe=ProbeConfig(train_size=20000, test_size=0, epochs=40),
+        mae=MAEConfig(dim=192, depth=6, heads=3, decoder_dim=128, decoder_depth=2, decoder_heads=4),
+        mae_train=TrainConfig(steps=1000, batch_size=128, base_lr=1.5e-3, warmup_steps=50, log_every=20),
+        mae_ratio_sweep=(0.5, 0.9),
+        vqgan=VQGANConfig(channels=64, codebook_size=512, code_dim=32, disc_channels=32, disc_start=2000, restart_after=50),
+        vqgan_train=TrainConfig(steps=3000, batch_size=64, base_lr=1e-3, warmup_steps=100, log_every=20),
+    )
+    gpu = Preset(
+        name="gpu",
+        description="real CIFAR-10 on one GPU: minutes per notebook",
+        data=DataConfig(dataset="cifar10"),
+        probe=ProbeConfig(train_size=0, test_size=0, epochs=60, batch_size=1024),
+        mae=MAEConfig(dim=256, depth=8, heads=4, decoder_dim=256, decoder_depth=4, decoder_heads=8),
+        mae_train=TrainConfig(steps=8000, batch_size=512, base_lr=1.5e-4 * 10, warmup_steps=400, ckpt_every=1000, log_every=50),
+        mae_ratio_sweep=(0.5, 0.9),
+        vqgan=VQGANConfig(channels=128, codebook_size=1024, code_dim=32, disc_channels=64, disc_start=10000, restart_after=100),
+        vqgan_train=TrainConfig(steps=20000, batch_size=128, base_lr=4.5e-4, warmup_steps=500, ckpt_every=1000, log_every=50),
+    )
+    return {p.name: p for p in (smoke, ci, cpu, gpu)}
+
+
+PRESET_NAMES = tuple(_presets())
+
+
+def _coerce(value, default, key: str):
+    """Check ``value`` against the type of the default it replaces (ints may stand for floats)."""
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+    elif isinstance(default, (int, float)) and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(default, float) or float(value).is_integer():
+            return type(default)(value)
+    elif isinstance(default, tuple) and isinstance(value, (list, tuple)):
+        return tuple(value)
+    elif isinstance(default, str) and isinstance(value, str):
+        return value
+    raise ConfigError(f"parameter {key!r} takes a value like {default!r}, not {value!r}")
+
+
+def load_preset(name: str, overrides: dict | None = None, **top_level) -> Preset:
+    """The named preset with ``overrides`` applied ({"section.field": value}, or {"section": {...}}).
+
+    ``top_level`` accepts the notebooks' common parameters: ``dataset`` and ``device`` (an
+    empty string keeps the preset's choice).
+    """
+    presets = _presets()
+    if name not in presets:
+        raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(presets)}")
+    preset = presets[name]
+    flat: dict = {}
+    for key, value in (overrides or {}).items():
+        if isinstance(value, dict):
+            flat.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            flat[key] = value
+    if top_level.get("dataset"):
+        flat["data.dataset"] = top_level.pop("dataset")
+    if top_level.get("device"):
+        flat["device"] = top_level.pop("device")
+    unknown_top = [k for k, v in top_level.items() if v not in ("", None)]
+    if unknown_top:
+        raise ConfigError(f"unknown parameter {unknown_top[0]!r}; load_preset takes overrides, dataset and device")
+
+    sections = {f.name for f in dataclasses.fields(preset) if dataclasses.is_dataclass(getattr(preset, f.name))}
+    changes: dict[str, dict] = {}
+    for key, value in flat.items():
+        section, _, fname = key.partition(".")
+        if not fname:
+            if section in sections or section not in {f.name for f in dataclasses.fields(preset)} or section in ("name", "description"):
+                valid = sorted(sections) + ["device", "mae_ratio_sweep"]
+                raise ConfigError(f"unknown parameter {key!r}; use 'section.field' with a section from {', '.join(valid)}, or device")
+            changes.setdefault("", {})[section] = _coerce(value, getattr(preset, section), key)
+            continue
+        if section not in sections:
+            raise ConfigError(f"unknown parameter section {section!r} in {key!r}; choose one of {', '.join(sorted(sections))}")
+        cfg = getattr(preset, section)
+        names = [f.name for f in dataclasses.fields(cfg)]
+        if fname not in names:
+            raise ConfigError(f"unknown parameter {key!r}; {section} has {', '.join(names)}")
+        changes.setdefault(section, {})[fname] = _coerce(value, getattr(cfg, fname), key)
+
+    try:
+        for section, fields in changes.items():
+            if section:
+                preset = dataclasses.replace(preset, **{section: dataclasses.replace(getattr(preset, section), **fields)})
+            else:
+                preset = dataclasses.replace(preset, **fields)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    return preset

@@ -1,0 +1,169 @@
+"""Execute the course notebooks with papermill and write a summary of their metrics.
+
+    python -m mage_lite.notebooks run --preset ci                 # all notebooks
+    python -m mage_lite.notebooks run --preset smoke --only 00 01 # some of them
+    python -m mage_lite.notebooks run --preset ci --dataset ../shared/data/cifar10-jpg.tar.gz \
+        --set mae_train.steps=100 --seed 1
+    python -m mage_lite.notebooks list
+
+The jupytext ``.py`` files in ``notebooks/`` are the source. Executed notebooks and their
+HTML land in ``runs/<preset>/notebooks/``; a notebook that fails stops the run with its
+name and the failing cell, and the command exits non-zero.
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .artifacts import REPO_ROOT, load_json, runs_root, save_json
+from .config import PRESET_NAMES, ConfigError, load_preset
+
+NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+KERNEL = "python3"  # named explicitly: the kernel of the environment mage_lite is installed in
+
+
+class NotebookFailed(RuntimeError):
+    pass
+
+
+def discover() -> list[Path]:
+    """The course notebooks in order: notebooks/NN_name.py."""
+    return sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.py"))
+
+
+def select(only: list[str] | None) -> list[Path]:
+    books = discover()
+    if not only:
+        return books
+    chosen = []
+    for key in only:
+        match = [b for b in books if b.stem == key or b.stem.split("_")[0] == key or b.name == key]
+        if not match:
+            names = ", ".join(b.stem for b in books)
+            raise ConfigError(f"no notebook {key!r}; choose from {names} (or their numbers)")
+        chosen += [m for m in match if m not in chosen]
+    return chosen
+
+
+def parameter_names(nb) -> set[str]:
+    """Names assigned in the notebook's cell tagged 'parameters'."""
+    for cell in nb.cells:
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            scope: dict = {}
+            exec(cell.source, {}, scope)
+            return set(scope)
+    raise NotebookFailed("the notebook has no cell tagged 'parameters'")
+
+
+def parse_set(items: list[str]) -> dict:
+    """['mae_train.steps=100', 'data.crop_scale=[0.8,1]'] -> {...}; values are JSON, else strings."""
+    out = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set takes key=value (e.g. mae_train.steps=100), got {item!r}")
+        try:
+            out[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key.strip()] = raw
+    return out
+
+
+def execute(book: Path, params: dict, out_dir: Path, progress: bool = True) -> Path:
+    """Run one notebook with papermill; return the executed .ipynb (an .html is written beside it)."""
+    import jupytext
+    import papermill
+    from nbconvert import HTMLExporter
+
+    nb = jupytext.read(book)
+    unknown = set(params) - parameter_names(nb)
+    if unknown:
+        raise ConfigError(f"{book.stem} has no parameter {sorted(unknown)[0]!r}; its parameters are "
+                          f"{', '.join(sorted(parameter_names(nb)))}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / f"{book.stem}.ipynb"
+    try:
+        papermill.execute_notebook(nb, str(out), parameters=params, kernel_name=KERNEL, cwd=str(REPO_ROOT),
+                                   progress_bar=progress, log_output=False)
+    except papermill.PapermillExecutionError as e:
+        raise NotebookFailed(
+            f"{book.stem} failed in cell {e.cell_index} (execution count {e.exec_count}): {e.ename}: {e.evalue}; "
+            f"the executed notebook with the traceback is {out}") from None
+    body, _ = HTMLExporter().from_filename(str(out))
+    out.with_suffix(".html").write_text(body)
+    return out
+
+
+def write_summary(preset: str, timings: dict[str, float]) -> Path:
+    """runs/<preset>/summary.md: per notebook, its runtime and headline metrics."""
+    root = runs_root() / preset
+    lines = [f"# mage-lite run summary: preset `{preset}`", "",
+             f"Written by `python -m mage_lite.notebooks run --preset {preset}`.", ""]
+    for stem, seconds in timings.items():
+        lines += [f"## {stem}", "", f"- runtime: {seconds / 60:.1f} min", f"- executed notebook: notebooks/{stem}.html"]
+        for metrics in sorted((root / stem).glob("seed*/metrics.json")):
+            m = load_json(metrics)
+            head = {k: v for k, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+            lines.append(f"- {metrics.parent.name}: " + ", ".join(f"{k} = {v:.4g}" for k, v in sorted(head.items())))
+        lines.append("")
+    path = root / "summary.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def run(preset: str, only: list[str] | None = None, dataset: str = "", seed: int = 0, device: str = "",
+        overrides: dict | None = None, progress: bool = True) -> dict[str, float]:
+    """Execute the chosen notebooks in order; returns {notebook: seconds}."""
+    load_preset(preset, overrides, dataset=dataset, device=device)  # refuse bad input before any kernel starts
+    books = select(only)
+    params = {"preset": preset, "seed": seed}
+    if dataset:
+        params["dataset"] = str(Path(dataset).resolve()) if Path(dataset).exists() else dataset
+    if device:
+        params["device"] = device
+    if overrides:
+        params["overrides"] = overrides
+    out_dir = runs_root() / preset / "notebooks"
+    timings_path = runs_root() / preset / "timings.json"
+    timings = load_json(timings_path) if timings_path.exists() else {}
+    for book in books:
+        print(f"== {book.stem} (preset {preset})", flush=True)
+        t0 = time.perf_counter()
+        execute(book, params, out_dir, progress)
+        timings[book.stem] = round(time.perf_counter() - t0, 1)
+        save_json(timings, timings_path)
+        print(f"   done in {timings[book.stem] / 60:.1f} min -> {out_dir / book.stem}.html", flush=True)
+    summary = write_summary(preset, {b.stem: timings[b.stem] for b in books})
+    print(f"summary: {summary}")
+    return timings
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m mage_lite.notebooks", description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="execute notebooks with papermill")
+    r.add_argument("--preset", default="smoke", help=f"one of {', '.join(PRESET_NAMES)}")
+    r.add_argument("--only", nargs="*", help="notebook numbers or names (default: all)")
+    r.add_argument("--dataset", default="", help="'shapes', 'cifar10' or a path to an image-folder dataset")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--device", default="", help="auto, cpu, cuda, cuda:N, mps")
+    r.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides, e.g. mae_train.steps=100")
+    r.add_argument("--no-progress", action="store_true")
+    sub.add_parser("list", help="list the notebooks")
+    args = ap.parse_args(argv)
+    if args.cmd == "list":
+        for b in discover():
+            print(b.stem)
+        return 0
+    try:
+        run(args.preset, args.only, args.dataset, args.seed, args.device, parse_set(args.set), not args.no_progress)
+    except (ConfigError, NotebookFailed) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

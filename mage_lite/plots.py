@@ -1,0 +1,71 @@
+"""Small matplotlib helpers the notebooks share: image grids and training curves."""
+
+import matplotlib.pyplot as plt
+import torch
+
+
+def as_hwc(img: torch.Tensor):
+    """(3, H, W) uint8 or float in [0, 1] -> (H, W, 3) numpy array for imshow."""
+    img = img.detach().cpu()
+    if img.dtype == torch.uint8:
+        img = img.float() / 255
+    return img.clamp(0, 1).permute(1, 2, 0).numpy()
+
+
+def image_rows(rows: list[torch.Tensor], row_titles: list[str] | None = None, col_titles: list[str] | None = None,
+               size: float = 1.2):
+    """A figure with one row per tensor (N, 3, H, W); returns the figure."""
+    n_rows, n_cols = len(rows), max(len(r) for r in rows)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(n_cols * size, n_rows * size), squeeze=False)
+    for i, row in enumerate(rows):
+        for j in range(n_cols):
+            ax = axes[i][j]
+            ax.set_xticks([]), ax.set_yticks([])
+            for s in ax.spines.values():
+                s.set_visible(False)
+            if j < len(row):
+                ax.imshow(as_hwc(row[j]), interpolation="nearest")
+            if j == 0 and row_titles:
+                ax.set_ylabel(row_titles[i], rotation=0, ha="right", va="center", fontsize=8)
+            if i == 0 and col_titles and j < len(col_titles):
+                ax.set_title(col_titles[j], fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def curves(histories: dict[str, list[dict]], key: str = "loss", ax=None, logy: bool = False):
+    """Plot ``key`` against step for several metric histories on one axis."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 3))
+    for label, hist in histories.items():
+        pts = [(h["step"], h[key]) for h in hist if key in h]
+        if pts:
+            ax.plot(*zip(*pts), label=label)
+    ax.set_xlabel("step")
+    ax.set_ylabel(key)
+    if logy:
+        ax.set_yscale("log")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def bar_chart(values: dict[str, float], ylabel: str, ax=None, title: str = ""):
+    """Bars with their values written on top; for probe accuracies and similar."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(max(3, len(values) * 1.1), 3))
+    bars = ax.bar(list(values), list(values.values()), color="tab:blue")
+    for b, v in zip(bars, values.values()):
+        ax.text(b.get_x() + b.get_width() / 2, b.get_height(), f"{v:.1f}", ha="center", va="bottom", fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.tick_params(axis="x", labelrotation=20, labelsize=8)
+    return ax
+
+
+def masked_image(imgs: torch.Tensor, mask: torch.Tensor, patch: int, fill: float = 0.5) -> torch.Tensor:
+    """Grey out removed patches: imgs (B, 3, H, W) float, mask (B, L) with 1 = removed."""
+    B, _, H, W = imgs.shape
+    grid = mask.view(B, 1, H // patch, W // patch).float()
+    pixel_mask = grid.repeat_interleave(patch, 2).repeat_interleave(patch, 3)  # (B, 1, H, W)
+    return imgs * (1 - pixel_mask) + fill * pixel_mask

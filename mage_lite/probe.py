@@ -1,0 +1,116 @@
+"""Linear probing: frozen features -> BatchNorm1d(affine=False) -> Linear, as MAE and MAGE do it.
+
+Features are computed once and the probe trains on them, so a probe costs seconds. Every
+notebook prints two anchors beside its own number, measured in the same run: raw pixels
+and a randomly initialised encoder of the same shape.
+"""
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .augment import to_float
+
+
+@dataclass
+class ProbeConfig:
+    train_size: int = 10000  # images drawn at random from the train split for the probe (0 = all)
+    test_size: int = 0  # images drawn at random from the test split (0 = all)
+    epochs: int = 30  # passes over the precomputed features
+    batch_size: int = 256
+    lr: float = 1e-3  # AdamW peak lr, cosine to 0, no weight decay (as MAE's probe)
+
+    def __post_init__(self):
+        if self.train_size < 0 or self.test_size < 0 or self.epochs < 1:
+            raise ValueError("probe.train_size and probe.test_size must be >= 0 and probe.epochs >= 1")
+
+
+def random_subset(n_total: int, n: int, seed: int) -> torch.Tensor:
+    """Indices of a random subset of size n (all when n is 0 or too large). Never 'the first n':
+    the image-folder datasets are ordered by class."""
+    g = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(n_total, generator=g)
+    return perm if n <= 0 or n >= n_total else perm[:n].sort().values
+
+
+@torch.no_grad()
+def extract_features(
+    feature_fn: Callable[[torch.Tensor], dict[str, torch.Tensor] | torch.Tensor],
+    images: torch.Tensor,
+    batch_size: int = 256,
+    device: torch.device | str = "cpu",
+    desc: str = "features",
+) -> dict[str, torch.Tensor]:
+    """Run ``feature_fn`` over uint8 images (N, 3, H, W) in batches.
+
+    feature_fn takes float [0, 1] images on ``device`` and returns a tensor (B, D) or a dict
+    of them. Returns a dict of CPU float tensors (N, D) (key "features" for a bare tensor).
+    """
+    chunks: dict[str, list[torch.Tensor]] = {}
+    for i in tqdm(range(0, len(images), batch_size), desc=desc, leave=False):
+        out = feature_fn(to_float(images[i : i + batch_size].to(device)))
+        if isinstance(out, torch.Tensor):
+            out = {"features": out}
+        for k, v in out.items():
+            chunks.setdefault(k, []).append(v.float().cpu())
+    return {k: torch.cat(v) for k, v in chunks.items()}
+
+
+def pixel_features(imgs: torch.Tensor) -> torch.Tensor:
+    """The raw-pixel anchor: (B, 3, H, W) -> (B, 3*H*W)."""
+    return imgs.flatten(1)
+
+
+def linear_probe(
+    train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor,
+    cfg: ProbeConfig, seed: int = 0,
+) -> float:
+    """Train BatchNorm1d(affine=False) + Linear on frozen features; return test top-1 in percent."""
+    g = torch.Generator().manual_seed(seed)
+    n_classes = int(max(train_y.max(), test_y.max())) + 1
+    head = nn.Sequential(nn.BatchNorm1d(train_x.shape[1], affine=False), nn.Linear(train_x.shape[1], n_classes))
+    with torch.no_grad():
+        nn.init.normal_(head[1].weight, std=0.01, generator=g)
+        nn.init.zeros_(head[1].bias)
+    opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=0.0)
+    steps_per_epoch = max(1, len(train_x) // cfg.batch_size)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.epochs * steps_per_epoch)
+    head.train()
+    for _ in range(cfg.epochs):
+        perm = torch.randperm(len(train_x), generator=g)
+        for i in range(steps_per_epoch):
+            idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
+            loss = F.cross_entropy(head(train_x[idx]), train_y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+    head.eval()
+    with torch.no_grad():
+        pred = head(test_x).argmax(dim=1)
+    return 100.0 * (pred == test_y).float().mean().item()
+
+
+class ProbeData:
+    """The probe's fixed random train/test subsets of a dataset, drawn once per seed."""
+
+    def __init__(self, dataset, cfg: ProbeConfig, seed: int = 0):
+        tr = random_subset(len(dataset.train_images), cfg.train_size, seed)
+        te = random_subset(len(dataset.test_images), cfg.test_size, seed + 1)
+        self.train_images, self.train_labels = dataset.train_images[tr], dataset.train_labels[tr]
+        self.test_images, self.test_labels = dataset.test_images[te], dataset.test_labels[te]
+        self.cfg, self.seed = cfg, seed
+
+    def evaluate(self, feature_fn, device="cpu", desc="probe") -> dict[str, float]:
+        """Probe accuracy (%) for every feature ``feature_fn`` returns, e.g. {"avg": 41.2, "block_1": ...}."""
+        tr = extract_features(feature_fn, self.train_images, device=device, desc=f"{desc}: train features")
+        te = extract_features(feature_fn, self.test_images, device=device, desc=f"{desc}: test features")
+        return {k: linear_probe(tr[k], self.train_labels, te[k], self.test_labels, self.cfg, self.seed) for k in tr}
+
+    def pixel_anchor(self) -> float:
+        """Probe accuracy on raw pixels."""
+        return self.evaluate(pixel_features, desc="raw pixels")["features"]

@@ -1,0 +1,100 @@
+"""What every notebook does in its setup cell: resolve the preset, pick the device, load
+the data, and give the notebook a place for its metrics, figures and models."""
+
+import dataclasses
+import json
+import time
+from functools import cached_property
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn as nn
+
+from .artifacts import get_or_train, runs_root, save_json
+from .augment import BatchSampler
+from .config import load_preset
+from .data import load_dataset
+from .device import pick_device
+from .probe import ProbeData
+from .train import TrainConfig, fit
+
+
+class NotebookRun:
+    """One execution of one notebook: config, device, data, and its output folder.
+
+    Outputs go to ``runs/<preset>/<notebook>/seed<seed>/`` (``metrics.json``, figures);
+    trained models to ``runs/<preset>/models/`` where any notebook can reuse them.
+    """
+
+    def __init__(self, notebook: str, preset: str, dataset: str = "", seed: int = 0, device: str = "",
+                 overrides: dict | None = None):
+        self.cfg = load_preset(preset, overrides, dataset=dataset, device=device)
+        if not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        self.notebook, self.preset, self.seed = notebook, preset, seed
+        self.device = pick_device(self.cfg.device)
+        self.dir = runs_root() / preset / notebook / f"seed{seed}"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.models_dir = runs_root() / preset / "models"
+        self.started = time.perf_counter()
+        torch.manual_seed(seed)
+        self.metrics: dict = {"notebook": notebook, "preset": preset, "seed": seed, "device": str(self.device),
+                              "config": self.cfg.to_dict()}
+        print(f"{notebook} | preset {preset} | seed {seed} | device {self.device} | outputs in {self.dir}")
+
+    @cached_property
+    def data(self):
+        d = self.cfg.data
+        if d.dataset == "shapes":
+            from .data import make_shapes
+
+            ds = make_shapes(d.shapes_train, d.shapes_test, d.image_size, seed=0)
+        else:
+            ds = load_dataset(d.dataset, d.image_size)
+        self.metrics["dataset"] = {"source": ds.source, "train": len(ds.train_images), "test": len(ds.test_images)}
+        print(f"data: {ds.source}: {len(ds.train_images)} train / {len(ds.test_images)} test images, {len(ds.classes)} classes")
+        return ds
+
+    def sampler(self, crop_scale: tuple | None = None) -> BatchSampler:
+        """Augmented training batches on the device (the preset's crop scale unless given)."""
+        d = self.cfg.data
+        return BatchSampler(self.data.train_images, self.device, crop_scale or d.crop_scale, d.hflip)
+
+    @cached_property
+    def probe(self) -> ProbeData:
+        return ProbeData(self.data, self.cfg.probe, self.seed)
+
+    def train(self, name: str, build: Callable[[], nn.Module], train_cfg: TrainConfig, model_config,
+              crop_scale: tuple | None = None) -> tuple[nn.Module, list[dict]]:
+        """Train ``build()`` with the shared loop, or reuse the same model trained earlier.
+
+        The reuse key covers the model and training configs, the data, the crop and the seed.
+        """
+        crop = tuple(crop_scale or self.cfg.data.crop_scale)
+        key = {"model": dataclasses.asdict(model_config), "train": dataclasses.asdict(train_cfg),
+               "data": self.data.source, "image_size": self.cfg.data.image_size, "crop_scale": crop,
+               "hflip": self.cfg.data.hflip, "seed": self.seed}
+        sampler = self.sampler(crop)
+
+        def run(model, run_dir):
+            return fit(model, sampler, train_cfg, run_dir, seed=self.seed, device=self.device, desc=name)
+
+        model, history, _ = get_or_train(name, key, build, run, self.models_dir, self.device)
+        return model, history
+
+    def log(self, **values) -> None:
+        """Record values in ``metrics.json`` (written at once, so a crash loses nothing logged)."""
+        self.metrics.update(values)
+        self.metrics["elapsed_s"] = round(time.perf_counter() - self.started, 1)
+        save_json(self.metrics, self.dir / "metrics.json")
+
+    def savefig(self, fig, name: str) -> Path:
+        path = self.dir / f"{name}.png"
+        fig.savefig(path, dpi=110, bbox_inches="tight")
+        return path
+
+    def summary(self) -> None:
+        """Print the headline numbers (everything logged except the config)."""
+        shown = {k: v for k, v in self.metrics.items() if k not in ("config",)}
+        print(json.dumps(shown, indent=1, default=str)[:4000])

@@ -1,0 +1,46 @@
+import pytest
+
+from mage_lite.config import PRESET_NAMES, ConfigError, load_preset
+from mage_lite.device import pick_device
+
+
+def test_presets_exist_and_grow():
+    assert PRESET_NAMES == ("smoke", "ci", "cpu", "gpu")
+    steps = [load_preset(n).mae_train.steps for n in PRESET_NAMES]
+    assert steps == sorted(steps)
+    assert load_preset("smoke").data.dataset == "shapes"
+    assert all(load_preset(n).data.dataset == "cifar10" for n in ("ci", "cpu", "gpu"))
+
+
+def test_overrides_apply_in_both_spellings():
+    a = load_preset("ci", {"mae_train.steps": 7, "data.crop_scale": [0.8, 1.0]})
+    b = load_preset("ci", {"mae_train": {"steps": 7}, "data": {"crop_scale": (0.8, 1.0)}})
+    assert a == b and a.mae_train.steps == 7 and a.data.crop_scale == (0.8, 1.0)
+    assert load_preset("ci", dataset="shapes").data.dataset == "shapes"
+    assert load_preset("ci", {"mae_ratio_sweep": [0.5]}).mae_ratio_sweep == (0.5,)
+
+
+@pytest.mark.parametrize(
+    "call, fragment",
+    [
+        (lambda: load_preset("huge"), "choose one of smoke, ci, cpu, gpu"),
+        (lambda: load_preset("ci", {"mae_train.stepz": 3}), "mae_train has steps, batch_size"),
+        (lambda: load_preset("ci", {"maee.dim": 3}), "choose one of"),
+        (lambda: load_preset("ci", {"mae.mask_ratio": 1.5}), "mae.mask_ratio must be in [0, 1)"),
+        (lambda: load_preset("ci", {"data.crop_scale": (0.0, 1.0)}), "0 < low <= high <= 1"),
+        (lambda: load_preset("ci", {"mae_train.steps": "many"}), "takes a value like"),
+        (lambda: load_preset("ci", {"mae_train.steps": 0}), "at least 1"),
+    ],
+)
+def test_bad_input_refused_in_one_sentence(call, fragment):
+    with pytest.raises(ConfigError) as e:
+        call()
+    msg = str(e.value)
+    assert fragment in msg and "\n" not in msg
+
+
+def test_device_choice():
+    assert pick_device("cpu").type == "cpu"
+    assert pick_device("auto").type in ("cpu", "cuda", "mps")
+    with pytest.raises(ValueError, match="auto"):
+        pick_device("tpu")

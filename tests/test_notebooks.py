@@ -1,0 +1,92 @@
+"""Every notebook executed with papermill: in the smoke preset always, in the ci preset on
+real CIFAR-10 in CI (CI=true) or when MAGE_LITE_CI_NOTEBOOKS=1."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from conftest import IN_CI
+from mage_lite import notebooks
+from mage_lite.config import ConfigError
+
+pytestmark = pytest.mark.slow
+
+
+def _run_all(preset, tmp_root, dataset=""):
+    os.environ["MAGE_LITE_RUNS_DIR"] = str(tmp_root)
+    try:
+        notebooks.run(preset, dataset=dataset, progress=False)
+    finally:
+        os.environ.pop("MAGE_LITE_RUNS_DIR")
+    return tmp_root / preset
+
+
+def metrics(root: Path, stem: str) -> dict:
+    return json.loads((root / stem / "seed0" / "metrics.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def smoke_runs(tmp_path_factory):
+    return _run_all("smoke", tmp_path_factory.mktemp("runs"))
+
+
+@pytest.fixture(scope="session")
+def ci_runs(tmp_path_factory, cifar_archive):
+    if not (IN_CI or os.environ.get("MAGE_LITE_CI_NOTEBOOKS") == "1"):
+        pytest.skip("the ci-preset notebooks take about 10 minutes: set MAGE_LITE_CI_NOTEBOOKS=1 (CI does) to run them")
+    return _run_all("ci", tmp_path_factory.mktemp("runs"), dataset=str(cifar_archive))
+
+
+def test_every_notebook_executes_in_smoke(smoke_runs):
+    for book in notebooks.discover():
+        assert (smoke_runs / "notebooks" / f"{book.stem}.ipynb").exists()
+        assert (smoke_runs / "notebooks" / f"{book.stem}.html").stat().st_size > 10_000
+        assert (smoke_runs / book.stem / "seed0" / "metrics.json").exists()
+    assert "00_data_and_tools" in (smoke_runs / "summary.md").read_text()
+
+
+def test_smoke_00_measures_the_anchors(smoke_runs):
+    m = metrics(smoke_runs, "00_data_and_tools")
+    assert m["n_classes"] == 10 and m["n_train"] == 2000
+    assert 0 < m["probe_pixels"] <= 100 and 0 < m["probe_random_encoder"] <= 100
+
+
+def test_smoke_01_trains_and_probes(smoke_runs):
+    m = metrics(smoke_runs, "01_mae_baseline")
+    assert m["loss_last_normpix"] < m["loss_first_normpix"]
+    assert set(m["probe_blocks_mae"]) == {"block_1", "block_2"}
+    assert (smoke_runs / "01_mae_baseline" / "seed0" / "mae_panel.png").exists()
+
+
+def test_ci_00_real_cifar10(ci_runs):
+    m = metrics(ci_runs, "00_data_and_tools")
+    assert m["n_train"] == 50000 and m["n_test"] == 10000 and m["n_classes"] == 10
+    assert m["probe_pixels"] > 30  # a linear model on CIFAR-10 pixels reaches about 40 %
+
+
+def test_ci_01_mae_learns_a_representation(ci_runs):
+    m = metrics(ci_runs, "01_mae_baseline")
+    assert m["loss_last_normpix"] < 0.9 * m["loss_first_normpix"]
+    assert m["loss_last_rawpix"] < 0.9 * m["loss_first_rawpix"]
+    assert m["probe_normpix"] >= m["probe_random_encoder"] + 5, m
+
+
+def test_unknown_notebook_parameter_is_refused():
+    with pytest.raises(ConfigError, match="has no parameter 'epochs'"):
+        notebooks.execute(notebooks.discover()[0], {"epochs": 3}, Path("/nonexistent"), progress=False)
+
+
+def test_bad_preset_is_refused_before_any_kernel_starts(capsys):
+    assert notebooks.main(["run", "--preset", "huge"]) == 1
+    assert "choose one of smoke, ci, cpu, gpu" in capsys.readouterr().err
+
+
+def test_failing_notebook_is_named_with_its_cell(tmp_path, monkeypatch):
+    book = tmp_path / "99_broken.py"
+    book.write_text('# %% tags=["parameters"]\npreset = "smoke"\nseed = 0\n\n# %%\nx = 1\n\n# %%\nraise ValueError("boom")\n')
+    monkeypatch.setattr(notebooks, "NOTEBOOK_DIR", tmp_path)
+    monkeypatch.setenv("MAGE_LITE_RUNS_DIR", str(tmp_path / "runs"))
+    with pytest.raises(notebooks.NotebookFailed, match=r"99_broken failed in cell \d+ .*ValueError: boom"):
+        notebooks.run("smoke", progress=False)
