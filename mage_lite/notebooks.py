@@ -78,6 +78,7 @@ def execute(book: Path, params: dict, out_dir: Path, progress: bool = True) -> P
     from nbconvert import HTMLExporter
 
     nb = jupytext.read(book)
+    nb.metadata.setdefault("kernelspec", {"name": KERNEL, "display_name": "Python 3", "language": "python"})
     unknown = set(params) - parameter_names(nb)
     if unknown:
         raise ConfigError(f"{book.stem} has no parameter {sorted(unknown)[0]!r}; its parameters are "
