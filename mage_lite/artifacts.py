@@ -16,6 +16,8 @@ import torch
 import torch.nn as nn
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 def runs_root() -> Path:
@@ -27,6 +29,7 @@ def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual permissions
     try:
         write(tmp)
         os.replace(tmp, path)

@@ -18,6 +18,7 @@ from .data import load_dataset
 from .device import pick_device
 from .probe import ProbeData
 from .train import TrainConfig, fit
+from .vqgan import VQGAN
 
 
 class NotebookRun:
@@ -82,6 +83,15 @@ class NotebookRun:
 
         model, history, _ = get_or_train(name, key, build, run, self.models_dir, self.device)
         return model, history
+
+    def tokenizer(self) -> "VQGAN":
+        """The preset's VQGAN tokenizer (frozen, eval mode), trained now or reused from an earlier run.
+
+        Notebook 02 trains it and notebooks 03-05 reuse the very same model: the reuse key is
+        the preset's ``vqgan`` and ``vqgan_train`` configs, the data and the seed.
+        """
+        model, _ = self.train("vqgan", lambda: VQGAN(self.cfg.vqgan), self.cfg.vqgan_train, self.cfg.vqgan)
+        return model.requires_grad_(False).eval()
 
     def log(self, **values) -> None:
         """Record values in ``metrics.json`` (written at once, so a crash loses nothing logged)."""
