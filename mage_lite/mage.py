@@ -1,0 +1,300 @@
+"""MAGE (Li et al., CVPR 2023) at CIFAR scale: one model for representation and generation.
+
+Input and target are VQGAN token ids. A variable fraction of the tokens is masked (ratio
+drawn once per batch from a truncated Gaussian, mean about 0.69); half of the sequence is
+dropped from the encoder, the rest of the masked positions enter it as [MASK]. A fake
+class token [C0] sits at position 0. The decoder pads every masked position with [C],
+the encoder's projected output at position 0, and predicts the original tokens through a
+head tied to the (detached) token embedding. The loss is label-smoothed cross-entropy on
+the masked positions only. See REFERENCE.md section 3.
+"""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .layers import Block, LearnedPosEmbed, init_weights
+from .masking import Fixed, make_ratio_dist, mask_count, mask_tokens
+
+PADDINGS = ("cls", "mask_token")
+LOSS_ON = ("masked", "all")
+INPUTS = ("tokens", "continuous")
+
+
+@dataclass
+class MAGEConfig:
+    codebook_size: int = 512  # tokenizer codebook size K; set it from the tokenizer (vqgan.codebook_size)
+    num_tokens: int = 64  # token sequence length L: the 8 x 8 grid of a 32 px image at downsample 4
+    dim: int = 192  # encoder width
+    depth: int = 6  # encoder blocks
+    heads: int = 3  # encoder attention heads
+    decoder_dim: int = 0  # decoder width; 0 = dim (official: the decoder is as wide as the encoder); read cfg.dec_dim
+    decoder_depth: int = 2  # decoder blocks (official: 8; scaled down)
+    decoder_heads: int = 0  # decoder attention heads; 0 = heads; read cfg.dec_heads
+    mlp_ratio: float = 4.0  # MLP hidden width / block width
+    dropout: float = 0.1  # dropout after the embedding and inside every block (official: 0.1)
+    mask_ratio: str = "truncnorm"  # ratio distribution: "truncnorm" (N(0.55, 0.25) on [0.5, 1]), "fixed:R", "uniform:A,B"
+    per_sample_ratio: bool = False  # one ratio per image instead of one per batch (official: per batch)
+    drop_ratio: float = 0.5  # fraction of tokens dropped from the encoder (official: the ratio's lower bound 0.5)
+    padding: str = "cls"  # what fills masked positions in the decoder: "cls" ([C], MAGE) | "mask_token" (MAE-style)
+    loss_on: str = "masked"  # cross-entropy on "masked" positions only (MAGE) | "all" positions (the ablation)
+    label_smoothing: float = 0.1  # label smoothing of the cross-entropy (official: 0.1)
+    input: str = "tokens"  # encoder input: "tokens" (MAGE) | "continuous" (a later issue; not implemented yet)
+
+    def __post_init__(self):
+        if self.codebook_size < 2 or self.num_tokens < 1:
+            raise ValueError(f"mage.codebook_size must be >= 2 and mage.num_tokens >= 1, got {self.codebook_size} and {self.num_tokens}")
+        for name in ("dim", "depth", "heads", "decoder_depth"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"mage.{name} must be at least 1, got {getattr(self, name)}")
+        if self.decoder_dim < 0 or self.decoder_heads < 0:
+            raise ValueError("mage.decoder_dim and mage.decoder_heads must be >= 1, or 0 for the encoder's value")
+        if self.dim % self.heads or self.dec_dim % self.dec_heads:
+            raise ValueError(f"mage.dim ({self.dim}) and the decoder width ({self.dec_dim}) must be multiples of their head counts ({self.heads}, {self.dec_heads})")
+        if self.mlp_ratio <= 0 or not 0.0 <= self.dropout < 1.0 or not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError("mage.mlp_ratio must be > 0, and mage.dropout and mage.label_smoothing in [0, 1)")
+        if not 0.0 <= self.drop_ratio <= 1.0:
+            raise ValueError(f"mage.drop_ratio must be in [0, 1], got {self.drop_ratio}")
+        dist = make_ratio_dist(self.mask_ratio)  # raises on a bad spec
+        n_drop, n_mask_min = mask_count(self.num_tokens, self.drop_ratio), mask_count(self.num_tokens, dist.low)
+        if n_drop > n_mask_min:
+            raise ValueError(f"mage.drop_ratio {self.drop_ratio} must not exceed the lowest masking ratio {dist.low} of {self.mask_ratio!r}")
+        if self.padding not in PADDINGS:
+            raise ValueError(f"mage.padding must be one of {PADDINGS}, got {self.padding!r}")
+        if self.loss_on not in LOSS_ON:
+            raise ValueError(f"mage.loss_on must be one of {LOSS_ON}, got {self.loss_on!r}")
+        if self.input not in INPUTS:
+            raise ValueError(f"mage.input must be one of {INPUTS}, got {self.input!r}")
+
+    # Resolved at use, not in __post_init__, so that dataclasses.replace(cfg, dim=...) moves the decoder too.
+    @property
+    def dec_dim(self) -> int:
+        return self.decoder_dim or self.dim
+
+    @property
+    def dec_heads(self) -> int:
+        return self.decoder_heads or self.heads
+
+
+class MAGE(nn.Module):
+    """Masked token model. Token ids (B, L) in [0, K) -> logits (B, L, K) over the codebook.
+
+    Vocabulary: the K codes, then [MASK] (id K), then [C0] (id K + 1).
+    """
+
+    def __init__(self, cfg: MAGEConfig):
+        super().__init__()
+        if cfg.input == "continuous":
+            raise NotImplementedError(
+                "mage.input='continuous' (pre-quantization features as encoder input) is left to a later issue; use input='tokens'")
+        self.cfg = cfg
+        K, L, D, Dd = cfg.codebook_size, cfg.num_tokens, cfg.dim, cfg.dec_dim
+        self.mask_id, self.c0_id = K, K + 1
+        self.ratio_dist = make_ratio_dist(cfg.mask_ratio)
+        self._tokenizer: list = []  # a plain list: the frozen VQGAN is no submodule, so not in state_dict
+        # Encoder: token + learned position embedding -> LayerNorm -> dropout (BERT-style embedding)
+        self.token_emb = nn.Embedding(K + 2, D)
+        self.pos_embed = LearnedPosEmbed(L + 1, D)  # position 0 is [C0]
+        self.emb_norm = nn.LayerNorm(D)
+        self.emb_drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(D, cfg.heads, cfg.mlp_ratio, cfg.dropout) for _ in range(cfg.depth))
+        self.norm = nn.LayerNorm(D)
+        # Decoder
+        self.decoder_embed = nn.Linear(D, Dd)
+        if cfg.padding == "mask_token":
+            self.mask_token = nn.Parameter(torch.zeros(1, 1, Dd))
+        self.decoder_pos_embed = LearnedPosEmbed(L + 1, Dd)
+        self.decoder_blocks = nn.ModuleList(
+            Block(Dd, cfg.dec_heads, cfg.mlp_ratio, cfg.dropout) for _ in range(cfg.decoder_depth))
+        self.decoder_norm = nn.LayerNorm(Dd)
+        # Head: Linear -> GELU -> LayerNorm, then logits against the detached token embedding + bias
+        self.head_fc = nn.Linear(Dd, D)
+        self.head_norm = nn.LayerNorm(D)
+        self.head_bias = nn.Parameter(torch.zeros(K + 2))
+        self.apply(init_weights)
+        nn.init.normal_(self.token_emb.weight, std=0.02)
+        if cfg.padding == "mask_token":
+            nn.init.normal_(self.mask_token, std=0.02)
+
+    def no_weight_decay(self):
+        names = ["pos_embed.weight", "decoder_pos_embed.weight"]
+        return tuple(names + (["mask_token"] if self.cfg.padding == "mask_token" else []))
+
+    # --- tokenizer -----------------------------------------------------------------
+    def set_tokenizer(self, vqgan: nn.Module) -> "MAGE":
+        """Attach a trained VQGAN (frozen, eval mode). It is kept out of parameters() and state_dict."""
+        if vqgan.codebook_size != self.cfg.codebook_size or vqgan.num_tokens != self.cfg.num_tokens:
+            raise ValueError(
+                f"the tokenizer makes {vqgan.num_tokens} tokens from {vqgan.codebook_size} codes but the model expects "
+                f"{self.cfg.num_tokens} from {self.cfg.codebook_size}; set mage.codebook_size / num_tokens from the tokenizer")
+        vqgan.eval().requires_grad_(False)
+        self._tokenizer = [vqgan]
+        return self
+
+    @property
+    def tokenizer(self) -> nn.Module:
+        if not self._tokenizer:
+            raise RuntimeError("no tokenizer attached: call model.set_tokenizer(vqgan) first")
+        return self._tokenizer[0]
+
+    @torch.no_grad()
+    def tokenize(self, imgs: torch.Tensor) -> torch.Tensor:
+        """imgs (B, 3, H, W) float in [0, 1] -> ids (B, L) int64, in full precision even under autocast."""
+        tok = self.tokenizer
+        if next(tok.parameters()).device != imgs.device:  # model.to(device) does not move it
+            tok.to(imgs.device)
+        tok.eval()
+        with torch.autocast(device_type=imgs.device.type, enabled=False):
+            ids = tok.encode_to_ids(imgs.float())  # (B, h, w)
+        return ids.flatten(1)  # (B, L)
+
+    # --- masking -------------------------------------------------------------------
+    def sample_mask(self, batch: int, device, ratio: float | None = None, generator=None):
+        """(masked, dropped), each (B, L) bool, drawn as in training (or at a fixed ``ratio``)."""
+        dist = self.ratio_dist if ratio is None else Fixed(ratio)
+        m = mask_tokens(batch, self.cfg.num_tokens, dist, self.cfg.drop_ratio, self.cfg.per_sample_ratio, generator, device)
+        return m.masked, m.dropped
+
+    def _check_mask(self, ids, masked, dropped):
+        B, L = ids.shape
+        if masked is None:
+            raise ValueError("give `masked` whenever `dropped` is given")
+        masked = masked.reshape(B, L).bool()
+        dropped = torch.zeros_like(masked) if dropped is None else dropped.reshape(B, L).bool()
+        n = dropped.sum(1)
+        if (dropped & ~masked).any() or (n != n[0]).any():
+            raise ValueError("`dropped` must be a subset of `masked` with the same number of dropped tokens in every row")
+        return masked, dropped
+
+    # --- encoder -------------------------------------------------------------------
+    def _embed(self, ids: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
+        """ids (B, L), masked (B, L) bool -> embedded [C0] + sequence (B, 1+L, D), masked positions as [MASK]."""
+        B = ids.shape[0]
+        tok = ids.masked_fill(masked, self.mask_id)  # (B, L)
+        tok = torch.cat([tok.new_full((B, 1), self.c0_id), tok], dim=1)  # (B, 1+L)
+        x = self.pos_embed(self.token_emb(tok))  # (B, 1+L, D)
+        return self.emb_drop(self.emb_norm(x))
+
+    @staticmethod
+    def _kept_index(dropped: torch.Tensor) -> torch.Tensor:
+        """dropped (B, L) bool -> positions in the (1+L) sequence that the encoder sees, (B, 1+N) ascending, 0 first."""
+        B, L = dropped.shape
+        n_keep = L - int(dropped[0].sum())  # equal in every row (checked / by construction)
+        order = torch.sort(dropped.to(torch.uint8), dim=1, stable=True).indices[:, :n_keep]  # kept, original order
+        return torch.cat([order.new_zeros(B, 1), order + 1], dim=1)  # (B, 1+N)
+
+    def forward_encoder(self, ids, masked, dropped):
+        """ids (B, L); masked, dropped (B, L) bool -> (latent (B, 1+N, D), kept index (B, 1+N)), N = L - #dropped."""
+        x = self._embed(ids, masked)  # (B, 1+L, D)
+        idx = self._kept_index(dropped)  # (B, 1+N)
+        x = torch.gather(x, 1, idx[..., None].expand(-1, -1, x.shape[2]))  # (B, 1+N, D)
+        for blk in self.blocks:
+            x = blk(x)
+        return self.norm(x), idx
+
+    # --- decoder -------------------------------------------------------------------
+    def decoder_input(self, latent, idx, masked):
+        """The padded decoder input (B, 1+L, Dd), before the decoder position embedding.
+
+        latent (B, 1+N, D) and idx (B, 1+N) from the encoder. Every position starts as the
+        padding ([C] = the projected position-0 output, or the learned mask token); the kept
+        outputs are scattered back to their positions; then every masked position is
+        overwritten with the padding again.
+        """
+        x = self.decoder_embed(latent)  # (B, 1+N, Dd)
+        B, L = masked.shape
+        Dd = x.shape[2]
+        if self.cfg.padding == "cls":
+            pad = x[:, :1].expand(B, L + 1, Dd)  # (B, 1+L, Dd): [C] everywhere
+        else:
+            pad = self.mask_token.to(x.dtype).expand(B, L + 1, Dd)
+        full = pad.scatter(1, idx[..., None].expand(-1, -1, Dd), x)  # (B, 1+L, Dd)
+        m = torch.cat([masked.new_zeros(B, 1), masked], dim=1)  # (B, 1+L): position 0 never masked
+        return torch.where(m[..., None], pad, full)
+
+    def forward_decoder(self, latent, idx, masked):
+        """-> logits over the codebook (B, L, K) (position 0 dropped)."""
+        x = self.decoder_pos_embed(self.decoder_input(latent, idx, masked))  # (B, 1+L, Dd)
+        for blk in self.decoder_blocks:
+            x = blk(x)
+        return self.head(self.decoder_norm(x))[:, 1:]
+
+    def head(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, Dd) -> logits (B, T, K): Linear -> GELU -> LayerNorm -> h @ E^T + b, E detached."""
+        h = self.head_norm(F.gelu(self.head_fc(x)))  # (B, T, D)
+        E = self.token_emb.weight.detach()  # (K+2, D): tied, no gradient into the embedding through here
+        logits = h @ E.t().to(h.dtype) + self.head_bias.to(h.dtype)  # (B, T, K+2)
+        return logits[..., : self.cfg.codebook_size]  # (B, T, K)
+
+    # --- loss ----------------------------------------------------------------------
+    def forward_loss(self, ids, logits, mask):
+        """Label-smoothed cross-entropy, averaged over masked positions (or all with loss_on='all')."""
+        B, L, K = logits.shape
+        ce = F.cross_entropy(logits.float().reshape(B * L, K), ids.reshape(B * L),
+                             label_smoothing=self.cfg.label_smoothing, reduction="none").view(B, L)
+        w = mask if self.cfg.loss_on == "masked" else torch.ones_like(mask)
+        return (ce * w).sum() / w.sum().clamp(min=1)
+
+    def forward(self, ids, masked=None, dropped=None, ratio: float | None = None, generator=None):
+        """ids (B, L) (or (B, h, w)) int64 -> (loss, logits (B, L, K), mask (B, L) float, 1 = masked).
+
+        The masking is drawn as in training unless ``masked`` (and optionally ``dropped``,
+        default: nothing dropped) is given, or a fixed ``ratio`` is asked for (a ratio whose
+        mask count is below the drop count is refused by mask_tokens).
+        """
+        ids = ids.flatten(1)  # (B, L)
+        if masked is None and dropped is None:
+            masked, dropped = self.sample_mask(ids.shape[0], ids.device, ratio, generator)
+        else:
+            masked, dropped = self._check_mask(ids, masked, dropped)
+        latent, idx = self.forward_encoder(ids, masked, dropped)
+        logits = self.forward_decoder(latent, idx, masked)
+        mask = masked.float()
+        return self.forward_loss(ids, logits, mask), logits, mask
+
+    def training_loss(self, batch: torch.Tensor, step: int):
+        """batch: images (B, 3, H, W) in [0, 1] (tokenized on the fly) or token ids (B, L) / (B, h, w)."""
+        ids = batch.flatten(1) if not batch.is_floating_point() else self.tokenize(batch)  # (B, L)
+        loss, logits, mask = self(ids)
+        with torch.no_grad():
+            correct = (logits.argmax(-1) == ids).float()  # (B, L)
+            acc = (correct * mask).sum() / mask.sum().clamp(min=1)
+        return loss, {"acc": acc, "mask_ratio": mask.mean()}
+
+    # --- generation ----------------------------------------------------------------
+    def logits_for(self, ids: torch.Tensor) -> torch.Tensor:
+        """ids (B, L) with [MASK] (id K) at unknown positions -> logits (B, L, K); nothing dropped.
+
+        The caller sets eval mode and no_grad (see mage_lite.generate)."""
+        ids = ids.flatten(1)
+        masked = ids == self.mask_id
+        dropped = torch.zeros_like(masked)
+        latent, idx = self.forward_encoder(ids, masked, dropped)
+        return self.forward_decoder(latent, idx, masked)
+
+    # --- probing -------------------------------------------------------------------
+    @torch.no_grad()
+    def features(self, ids: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Encoder features of the unmasked token sequence ids (B, L) for linear probing.
+
+        Returns {"avg": (B, D) mean of the image tokens after the final norm, "c0": (B, D)
+        position 0 after the final norm, "block_i": (B, D) mean of the image tokens after
+        block i, for i = 1..depth}.
+        """
+        ids = ids.flatten(1)
+        x = self._embed(ids, torch.zeros_like(ids, dtype=torch.bool))  # (B, 1+L, D)
+        out = {}
+        for i, blk in enumerate(self.blocks, 1):
+            x = blk(x)
+            out[f"block_{i}"] = x[:, 1:].mean(dim=1)
+        x = self.norm(x)
+        out["avg"] = x[:, 1:].mean(dim=1)
+        out["c0"] = x[:, 0]
+        return out
+
+    @torch.no_grad()
+    def features_from_images(self, imgs: torch.Tensor) -> dict[str, torch.Tensor]:
+        """imgs (B, 3, H, W) float in [0, 1] -> :meth:`features` of their tokens."""
+        return self.features(self.tokenize(imgs))
