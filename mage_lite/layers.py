@@ -114,3 +114,19 @@ def unpatchify(x: torch.Tensor, patch: int, channels: int = 3) -> torch.Tensor:
     x = x.reshape(B, h, w, patch, patch, channels)  # (B, h, w, p, p, C)
     x = torch.einsum("bhwpqc->bchpwq", x)
     return x.reshape(B, channels, h * patch, w * patch)  # (B, C, H, W)
+
+
+def pooled_features(x: torch.Tensor, blocks: nn.ModuleList, norm: nn.Module, first: str = "cls") -> dict[str, torch.Tensor]:
+    """Run ``blocks`` and the final ``norm`` over x (B, 1+L, D) and read features for probing.
+
+    Returns {"block_i": (B, D) mean of positions 1..L after block i (i = 1..depth),
+    "avg": (B, D) mean of positions 1..L after the final norm, ``first``: (B, D) position 0}.
+    """
+    out = {}
+    for i, blk in enumerate(blocks, 1):
+        x = blk(x)
+        out[f"block_{i}"] = x[:, 1:].mean(dim=1)
+    x = norm(x)
+    out["avg"] = x[:, 1:].mean(dim=1)
+    out[first] = x[:, 0]
+    return out

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from .layers import Block, init_weights, patchify, sincos_pos_embed_2d, unpatchify
+from .layers import Block, init_weights, patchify, pooled_features, sincos_pos_embed_2d, unpatchify
 
 # CIFAR-10 channel statistics: the encoder sees standardised pixels, as MAE's ImageNet pipeline does.
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
@@ -158,14 +158,7 @@ class MAE(nn.Module):
         x = self.patch_embed(patchify(self.normalize(imgs), self.cfg.patch_size)) + self.pos_embed[:, 1:]
         cls = (self.cls_token + self.pos_embed[:, :1]).expand(x.shape[0], -1, -1)
         x = torch.cat([cls, x], dim=1)  # (B, 1+L, D)
-        out = {}
-        for i, blk in enumerate(self.blocks, 1):
-            x = blk(x)
-            out[f"block_{i}"] = x[:, 1:].mean(dim=1)
-        x = self.norm(x)
-        out["avg"] = x[:, 1:].mean(dim=1)
-        out["cls"] = x[:, 0]
-        return out
+        return pooled_features(x, self.blocks, self.norm, first="cls")
 
     def reconstruct(self, imgs: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Turn predictions back into [0, 1] images: (reconstruction, reconstruction with visible patches pasted).

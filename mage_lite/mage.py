@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .layers import Block, LearnedPosEmbed, init_weights
+from .layers import Block, LearnedPosEmbed, init_weights, pooled_features
 from .masking import Fixed, make_ratio_dist, mask_count, mask_tokens
 
 PADDINGS = ("cls", "mask_token")
@@ -285,14 +285,7 @@ class MAGE(nn.Module):
         """
         ids = ids.flatten(1)
         x = self._embed(ids, torch.zeros_like(ids, dtype=torch.bool))  # (B, 1+L, D)
-        out = {}
-        for i, blk in enumerate(self.blocks, 1):
-            x = blk(x)
-            out[f"block_{i}"] = x[:, 1:].mean(dim=1)
-        x = self.norm(x)
-        out["avg"] = x[:, 1:].mean(dim=1)
-        out["c0"] = x[:, 0]
-        return out
+        return pooled_features(x, self.blocks, self.norm, first="c0")
 
     @torch.no_grad()
     def features_from_images(self, imgs: torch.Tensor) -> dict[str, torch.Tensor]:
