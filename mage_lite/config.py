@@ -60,8 +60,8 @@ def _presets() -> dict[str, Preset]:
         probe=ProbeConfig(train_size=1000, test_size=500, epochs=10),
         mae=MAEConfig(dim=64, depth=2, heads=2, decoder_dim=32, decoder_depth=1, decoder_heads=2),
         mae_train=TrainConfig(steps=30, batch_size=64, base_lr=1.5e-3, warmup_steps=5, ckpt_every=10, log_every=5),
-        vqgan=VQGANConfig(channels=16, norm_groups=8, codebook_size=64, code_dim=8, disc_channels=8, disc_start=15, restart_after=5),
-        vqgan_train=TrainConfig(steps=30, batch_size=32, base_lr=1e-3, warmup_steps=5, ckpt_every=10, log_every=5),
+        vqgan=VQGANConfig(channels=16, norm_groups=8, codebook_size=64, code_dim=8, disc_channels=8, disc_start=25, restart_after=5),
+        vqgan_train=TrainConfig(steps=40, batch_size=32, base_lr=5e-3, warmup_steps=5, ckpt_every=10, log_every=5),
     )
     ci = Preset(
         name="ci",
@@ -70,8 +70,9 @@ def _presets() -> dict[str, Preset]:
         probe=ProbeConfig(train_size=10000, test_size=5000, epochs=30),
         mae=MAEConfig(dim=128, depth=4, heads=4, decoder_dim=64, decoder_depth=2, decoder_heads=4),
         mae_train=TrainConfig(steps=450, batch_size=128, base_lr=1.5e-3, warmup_steps=30, log_every=10),
-        vqgan=VQGANConfig(channels=32, norm_groups=16, codebook_size=256, code_dim=16, disc_channels=16, disc_start=300, restart_after=20),
-        vqgan_train=TrainConfig(steps=400, batch_size=64, base_lr=1e-3, warmup_steps=20, log_every=10),
+        # ~100 img/s on one CPU thread: ~2.3 min per tokenizer, notebook 02 (two of them) ~5 min
+        vqgan=VQGANConfig(channels=32, norm_groups=16, codebook_size=256, code_dim=16, disc_channels=16, disc_start=260, restart_after=20),
+        vqgan_train=TrainConfig(steps=400, batch_size=32, base_lr=3e-3, warmup_steps=20, log_every=10),
     )
     cpu = Preset(
         name="cpu",
@@ -81,8 +82,9 @@ def _presets() -> dict[str, Preset]:
         mae=MAEConfig(dim=128, depth=4, heads=4, decoder_dim=96, decoder_depth=2, decoder_heads=4),
         mae_train=TrainConfig(steps=1400, batch_size=128, base_lr=1.5e-3, warmup_steps=70, log_every=20),
         mae_ratio_sweep=(0.5, 0.9),
-        vqgan=VQGANConfig(channels=64, codebook_size=512, code_dim=32, disc_channels=32, disc_start=2000, restart_after=50),
-        vqgan_train=TrainConfig(steps=3000, batch_size=64, base_lr=1e-3, warmup_steps=100, log_every=20),
+        # ~52 img/s on one CPU thread: ~12.3 min per tokenizer, notebook 02 (two of them) ~26 min
+        vqgan=VQGANConfig(channels=48, norm_groups=16, codebook_size=512, code_dim=32, disc_channels=32, disc_start=800, restart_after=50),
+        vqgan_train=TrainConfig(steps=1200, batch_size=32, base_lr=3e-3, warmup_steps=50, log_every=20),
     )
     gpu = Preset(
         name="gpu",
@@ -92,8 +94,9 @@ def _presets() -> dict[str, Preset]:
         mae=MAEConfig(dim=256, depth=8, heads=4, decoder_dim=256, decoder_depth=4, decoder_heads=8),
         mae_train=TrainConfig(steps=8000, batch_size=512, base_lr=1.5e-4 * 10, warmup_steps=400, ckpt_every=1000, log_every=50),
         mae_ratio_sweep=(0.5, 0.9),
-        vqgan=VQGANConfig(channels=128, codebook_size=1024, code_dim=32, disc_channels=64, disc_start=10000, restart_after=100),
-        vqgan_train=TrainConfig(steps=20000, batch_size=128, base_lr=4.5e-4, warmup_steps=500, ckpt_every=1000, log_every=50),
+        # 14.6 GFLOP per training image: 640k images is a few minutes per tokenizer on one GPU (estimated)
+        vqgan=VQGANConfig(channels=128, codebook_size=1024, code_dim=32, disc_channels=64, disc_start=3000, restart_after=100),
+        vqgan_train=TrainConfig(steps=5000, batch_size=128, base_lr=1e-3, warmup_steps=200, ckpt_every=1000, log_every=50),
     )
     return {p.name: p for p in (smoke, ci, cpu, gpu)}
 

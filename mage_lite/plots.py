@@ -69,3 +69,22 @@ def masked_image(imgs: torch.Tensor, mask: torch.Tensor, patch: int, fill: float
     grid = mask.view(B, 1, H // patch, W // patch).float()
     pixel_mask = grid.repeat_interleave(patch, 2).repeat_interleave(patch, 3)  # (B, 1, H, W)
     return imgs * (1 - pixel_mask) + fill * pixel_mask
+
+
+def token_grid(ids: torch.Tensor, ax=None, codebook_size: int | None = None, fontsize: float = 6.5,
+               title: str = ""):
+    """Show a grid of token ids (h, w) as coloured cells with each id written in its cell."""
+    ids = ids.detach().cpu()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(3, 3))
+    h, w = ids.shape
+    vmax = (codebook_size or int(ids.max()) + 1) - 1
+    ax.imshow(ids.numpy(), cmap="viridis", vmin=0, vmax=vmax, interpolation="nearest")
+    for i in range(h):
+        for j in range(w):
+            v = int(ids[i, j])
+            ax.text(j, i, str(v), ha="center", va="center", fontsize=fontsize,
+                    color="white" if v < 0.6 * vmax else "black")
+    ax.set_xticks([]), ax.set_yticks([])
+    ax.set_title(title, fontsize=9)
+    return ax

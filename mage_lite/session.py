@@ -88,9 +88,11 @@ class NotebookRun:
         """The preset's VQGAN tokenizer (frozen, eval mode), trained now or reused from an earlier run.
 
         Notebook 02 trains it and notebooks 03-05 reuse the very same model: the reuse key is
-        the preset's ``vqgan`` and ``vqgan_train`` configs, the data and the seed.
+        the preset's ``vqgan`` and ``vqgan_train`` configs, the data and the seed. Its training
+        history is kept in ``self.tokenizer_history``.
         """
-        model, _ = self.train("vqgan", lambda: VQGAN(self.cfg.vqgan), self.cfg.vqgan_train, self.cfg.vqgan)
+        model, self.tokenizer_history = self.train("vqgan", lambda: VQGAN(self.cfg.vqgan), self.cfg.vqgan_train,
+                                                   self.cfg.vqgan)
         return model.requires_grad_(False).eval()
 
     def log(self, **values) -> None:

@@ -1,0 +1,376 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 02 · VQGAN: from pixels to tokens
+#
+# MAGE does not mask pixels, it masks *tokens*: each image is first turned into a grid of
+# integers by a VQGAN tokenizer, and the MAGE transformer is trained with a cross-entropy
+# over those integers. This notebook trains that tokenizer (`mage_lite/vqgan.py`, a
+# taming-style VQGAN without attention, as MAGE uses) on CIFAR-10 and looks hard at what it
+# produces. The trained model is the artifact notebooks 03-05 reuse through
+# `run.tokenizer()`.
+#
+# **Learning goals**
+# - what quantization buys (a finite vocabulary to classify over) and what it costs
+#   (information, and a non-differentiable step);
+# - the VQGAN objective: reconstruction + VQ loss + an adaptively weighted GAN term;
+# - codebook collapse, and how low-dimensional l2-normalised codes, k-means init and
+#   dead-code restart avoid it;
+# - reading tokens: id grids, code frequencies, and what a single code decodes to.
+#
+# **Expected runtime** (one CPU thread): `smoke` about 35 s · `ci` about 5 min · `cpu` about
+# 26 min · `gpu` a few minutes. Two tokenizers are trained: the default and a plain
+# quantizer for comparison.
+#
+# **At 32 px** the tokenizer downsamples by 4, not 16: a 32 x 32 image becomes 8 x 8 = 64
+# tokens, the same sequence length as MAE's 4-pixel patches in notebook 01.
+
+# %% tags=["parameters"]
+preset = "smoke"  # smoke | ci | cpu | gpu
+dataset = ""  # empty: the preset's choice; else shapes, cifar10 or a path to an image-folder archive
+seed = 0
+device = ""  # empty: the preset choice; auto picks cuda, then mps, then cpu
+overrides = {}  # config overrides, e.g. vqgan_train.steps: 100
+
+# %%
+import dataclasses
+import math
+
+import matplotlib.pyplot as plt
+import torch
+import torch.nn.functional as F
+
+from mage_lite.augment import to_float
+from mage_lite.plots import curves, image_rows, token_grid
+from mage_lite.probe import random_subset
+from mage_lite.session import NotebookRun
+from mage_lite.vqgan import VQGAN, codebook_stats, encode_dataset, psnr
+
+run = NotebookRun("02_vqgan_tokenizer", preset, dataset, seed, device, overrides)
+cfg = run.cfg.vqgan
+K, side = cfg.codebook_size, cfg.image_size // cfg.downsample
+# evaluation images: a seeded random subset of the test split (the split is ordered by class)
+EVAL_IMAGES = 2000
+test_images = run.data.test_images[random_subset(len(run.data.test_images), EVAL_IMAGES, seed)]
+examples = to_float(test_images[torch.randperm(len(test_images), generator=torch.Generator().manual_seed(seed))[:8]])
+print(f"tokenizer: {cfg.image_size} px -> {side} x {side} tokens, codebook {K} x {cfg.code_dim}; "
+      f"evaluated on {len(test_images)} test images")
+
+# %% [markdown]
+# ## 1. Why tokens
+#
+# MAGE's objective is "predict the missing *token*", a classification over a vocabulary of
+# $K$ codes. That needs a discrete vocabulary, and the tokenizer provides it. The encoder
+# maps an image to a grid of vectors $z$; the quantizer replaces each vector by its nearest
+# codebook entry $e_k$ and keeps only the index $k$.
+#
+# **What it buys.** A finite target: cross-entropy instead of a pixel regression, so the
+# model can express "this could be a wheel *or* a hoof" as a distribution, where a squared
+# error (notebook 01) averages the options into a blur. The same tokens serve generation
+# and representation learning, which is MAGE's point.
+#
+# **What it costs.** Information: each token carries at most $\log_2 K$ bits, and a
+# non-differentiable `argmin`. Gradients pass it *straight through* (the decoder's gradient
+# on $e$ is copied onto $z$), and two extra terms pull codes and encoder outputs together:
+#
+# $$\mathcal{L}_{VQ} = \lVert \mathrm{sg}[z] - e \rVert^2 + \beta\, \lVert z - \mathrm{sg}[e] \rVert^2, \qquad \beta = 0.25,$$
+#
+# where $\mathrm{sg}$ stops gradients: the first term moves the code towards the encoder
+# output, the second (the *commitment* term) keeps the encoder close to its code.
+
+# %%
+raw_bits = cfg.image_size ** 2 * 3 * 8
+token_bits = side * side * math.log2(K)
+print(f"one image: {raw_bits} bits of pixels -> {side * side} tokens x log2({K}) = {token_bits:.0f} bits "
+      f"({raw_bits / token_bits:.0f}x smaller)")
+run.log(bits_per_image_tokens=token_bits, bits_per_image_pixels=raw_bits)
+
+# %% [markdown]
+# ## 2. Training the tokenizer
+#
+# The generator (encoder, quantizer, decoder) minimises
+#
+# $$\mathcal{L} = \lVert x - \hat x \rVert_1 + \mathcal{L}_{VQ} + \lambda\, w\, \mathcal{L}_G,
+# \qquad \mathcal{L}_G = -\mathbb{E}[D(\hat x)], \qquad
+# w = \frac{\lVert \nabla_{\theta_L} \mathcal{L}_{rec} \rVert}{\lVert \nabla_{\theta_L} \mathcal{L}_G \rVert + 10^{-4}},$$
+#
+# where $\theta_L$ is the decoder's last layer: the adaptive weight $w$ scales the GAN
+# gradient to the size of the reconstruction gradient, so neither swamps the other. A
+# PatchGAN discriminator $D$ judges overlapping patches with a hinge loss. The GAN terms
+# switch on only at step `disc_start`, once reconstructions are roughly right (taming's
+# recipe). Training runs in the shared loop; `run.tokenizer()` trains the preset's
+# tokenizer, or reuses it if an earlier notebook already did, and returns it frozen.
+
+# %%
+tokenizer = run.tokenizer()
+history = run.tokenizer_history
+disc_start = cfg.disc_start
+
+fig, axes = plt.subplots(1, 4, figsize=(16, 3.2))
+curves({"L1 reconstruction": history}, "rec_loss", ax=axes[0], logy=True)
+curves({"VQ loss": history}, "vq_loss", ax=axes[1])
+curves({"generator -E[D(x_hat)]": history}, "g_loss", ax=axes[2])
+curves({"discriminator hinge": history}, "d_loss", ax=axes[2])
+axes[2].set_ylabel("GAN terms")
+curves({"adaptive weight w": history}, "adaptive_weight", ax=axes[3])
+for ax in axes:
+    if disc_start < run.cfg.vqgan_train.steps:
+        ax.axvline(disc_start, ls="--", c="gray", lw=1)
+axes[2].set_title("GAN terms (0 before disc_start, dashed)", fontsize=9)
+fig.tight_layout()
+run.savefig(fig, "loss_curves")
+plt.show()
+
+run.log(rec_loss_first=history[0]["rec_loss"], rec_loss_last=history[-1]["rec_loss"],
+        vq_loss_last=history[-1]["vq_loss"],
+        train_img_per_s=sum(h["img_per_s"] for h in history) / len(history))
+print(f"L1 reconstruction {history[0]['rec_loss']:.4f} -> {history[-1]['rec_loss']:.4f}; "
+      f"{run.metrics['train_img_per_s']:.0f} images/s")
+
+# %% [markdown]
+# **What to notice:** the reconstruction loss falls fast and then slowly; when the GAN
+# switches on it may tick up a little, because the decoder now also trades pixel accuracy
+# for texture that fools $D$. The hinge loss of $D$ starts at 1 ($D$ outputs 0 for
+# everything) and falls only as $D$ learns to tell real from reconstructed; the generator
+# term $-\mathbb{E}[D(\hat x)]$ rises as $D$ learns to score reconstructions low. Both
+# should hover rather than run away: a discriminator loss stuck at 0 would mean $D$ has won
+# and its gradient carries no information.
+#
+# ## 3. Reconstructions and PSNR
+#
+# Encode to ids, decode the ids: everything the next notebooks know about an image is in
+# those 64 integers. We measure the peak signal-to-noise ratio,
+# $\mathrm{PSNR} = 10 \log_{10}(1 / \mathrm{MSE})$ for pixels in $[0, 1]$, averaged over
+# test images. As a yardstick, an 8 x 8 thumbnail (average pooling, bilinear upsampling)
+# keeps the same 64 positions but with 3 continuous colours each: $64 \cdot 3 \cdot 8 = 1536$
+# bits, three times the tokens' budget.
+
+# %%
+@torch.no_grad()
+def evaluate(model):
+    """ids (N, h, w), reconstructions (N, 3, H, W), PSNR and codebook stats on the evaluation images."""
+    ids = encode_dataset(model, test_images, device=run.device)
+    rec = torch.cat([model.decode_ids(ids[i:i + 256].to(run.device)).cpu() for i in range(0, len(ids), 256)])
+    stats = codebook_stats(ids, model.codebook_size)
+    return {"ids": ids, "rec": rec, "psnr": psnr(rec, to_float(test_images)), **stats}
+
+
+def thumbnail(x):
+    return F.interpolate(F.avg_pool2d(x, cfg.downsample), scale_factor=cfg.downsample, mode="bilinear",
+                         align_corners=False)
+
+
+default = evaluate(tokenizer)
+psnr_thumb = psnr(thumbnail(to_float(test_images)), to_float(test_images))
+run.log(psnr_test=default["psnr"], codebook_usage_test=default["usage"], perplexity_test=default["perplexity"],
+        psnr_reconstruction_baseline=psnr_thumb, eval_images=len(test_images))
+print(f"PSNR on {len(test_images)} test images: tokenizer {default['psnr']:.2f} dB, "
+      f"{side}x{side} thumbnail {psnr_thumb:.2f} dB")
+
+with torch.no_grad():
+    rec = tokenizer.decode_ids(tokenizer.encode_to_ids(examples.to(run.device))).cpu()
+err = (rec - examples).abs().mean(1, keepdim=True).expand(-1, 3, -1, -1) * 4  # |error| x 4, grey
+fig = image_rows([examples, rec, err, thumbnail(examples)],
+                 row_titles=["original", "tokens -> image", "|error| x 4", f"{side}x{side} thumbnail"])
+run.savefig(fig, "reconstructions")
+plt.show()
+
+# %% [markdown]
+# **What to notice:** outlines and layout survive; fine texture and small details (eyes,
+# legs, wheels) are lost, and with a short budget colours can drift. The error concentrates
+# on edges. The thumbnail is a hard yardstick: it has three times the bits and PSNR rewards
+# its kind of blur, so at small budgets it can win on PSNR (compare the two numbers printed
+# above) while the tokenizer keeps some edges sharper.
+#
+# ## 4. Codebook health
+#
+# A codebook is only as large as the part of it that is used. Two numbers summarise use:
+# the **usage**, the fraction of the $K$ codes that appear at least once, and the
+# **perplexity** $\exp(-\sum_k p_k \log p_k)$ of the code frequencies $p_k$: the number of
+# equally used codes that would give the same entropy (1 if one code does everything, $K$ at
+# best). Both depend on how many ids they are counted over: during training on one batch,
+# here on all 64 tokens of every evaluation image.
+
+# %%
+fig, axes = plt.subplots(1, 3, figsize=(15, 3))
+curves({"train batch": history}, "usage", ax=axes[0])
+axes[0].set_ylim(0, 1.05)
+curves({"train batch": history}, "perplexity", ax=axes[1])
+axes[1].axhline(K, ls=":", c="gray")
+freq = default["counts"].float() / default["counts"].sum()
+axes[2].bar(range(K), freq.numpy(), width=1.0, color="tab:blue")
+axes[2].axhline(1 / K, ls="--", c="gray", label="uniform 1/K")
+axes[2].set_xlabel("code id"), axes[2].set_ylabel("frequency on test images"), axes[2].legend(fontsize=8)
+axes[2].set_title(f"test: usage {default['usage']:.0%}, perplexity {default['perplexity']:.0f} of {K}", fontsize=9)
+fig.tight_layout()
+run.savefig(fig, "codebook_health")
+plt.show()
+print(f"test split: {default['usage']:.1%} of {K} codes used, perplexity {default['perplexity']:.1f}")
+
+# %% [markdown]
+# ### Codebook collapse, made visible
+#
+# The remedies used above are switches on the config. To see what they prevent, train a
+# *plain* quantizer with the same preset and budget: codes as wide as the encoder
+# (`code_dim` = encoder width), no l2 normalisation, taming's tiny random init, no dead-code
+# restart. A code that is never picked gets no gradient from the VQ loss, so once the
+# encoder's outputs cluster near a few codes the others are dead for good. Low-dimensional,
+# l2-normalised codes make nearest-neighbour search a comparison of *directions* in a small
+# space, where codes stay close to the data; k-means init starts every code on the data;
+# restart moves codes unused for `restart_after` steps onto random encoder outputs.
+
+# %%
+plain_cfg = dataclasses.replace(cfg, l2_normalize=False, code_dim=cfg.encoder_width, init="random", restart_after=0)
+plain_model, plain_history = run.train("vqgan-plain", lambda: VQGAN(plain_cfg), run.cfg.vqgan_train, plain_cfg)
+plain = evaluate(plain_model)
+run.log(psnr_test_plain=plain["psnr"], codebook_usage_test_plain=plain["usage"],
+        perplexity_test_plain=plain["perplexity"],
+        rec_loss_last_plain=plain_history[-1]["rec_loss"])
+for label, r in [("default", default), ("plain", plain)]:
+    print(f"{label:8s} PSNR {r['psnr']:.2f} dB, usage {r['usage']:.1%}, perplexity {r['perplexity']:.1f}")
+
+labels = {"default": "default (l2, low-dim, k-means, restart)", "plain": f"plain (dim {plain_cfg.code_dim}, random init)"}
+fig, axes = plt.subplots(1, 4, figsize=(16, 3.2))
+for ax, key, ylabel in [(axes[0], "usage", "codes used (%)"), (axes[1], "perplexity", "perplexity")]:
+    vals = [100 * default[key] if key == "usage" else default[key], 100 * plain[key] if key == "usage" else plain[key]]
+    bars = ax.bar(["default", "plain"], vals, color=["tab:blue", "tab:red"])
+    for b, v in zip(bars, vals):
+        ax.text(b.get_x() + b.get_width() / 2, b.get_height(), f"{v:.1f}", ha="center", va="bottom", fontsize=8)
+    ax.set_ylabel(ylabel), ax.set_title(f"test split, K = {K}", fontsize=9)
+for r, key, c in [(default, "default", "tab:blue"), (plain, "plain", "tab:red")]:
+    f = (r["counts"].float() / r["counts"].sum()).sort(descending=True).values
+    axes[2].plot(range(1, K + 1), f.clamp(min=1e-7).numpy(), c=c, label=labels[key])
+axes[2].set_yscale("log"), axes[2].set_ylim(1e-6, 1)
+axes[2].set_xlabel("code rank"), axes[2].set_ylabel("frequency (0 drawn at 1e-7)")
+axes[2].set_title("sorted code frequencies", fontsize=9), axes[2].legend(fontsize=7)
+for hist, key, c in [(history, "default", "tab:blue"), (plain_history, "plain", "tab:red")]:
+    axes[3].plot([h["step"] for h in hist], [h["usage"] for h in hist], c=c, label=key)
+axes[3].set_ylim(0, 1.05), axes[3].grid(alpha=0.3), axes[3].legend(fontsize=8)
+axes[3].set_xlabel("step"), axes[3].set_ylabel("usage"), axes[3].set_title("usage per training batch", fontsize=9)
+fig.tight_layout()
+run.savefig(fig, "collapse")
+plt.show()
+
+with torch.no_grad():
+    rec_plain = plain_model.decode_ids(plain_model.encode_to_ids(examples.to(run.device))).cpu()
+fig = image_rows([examples, rec, rec_plain], row_titles=["original", "default", "plain"])
+run.savefig(fig, "collapse_reconstructions")
+plt.show()
+
+# %% [markdown]
+# **What to notice:** the plain quantizer ends up using a small fraction of its codebook:
+# its sorted frequency curve drops to zero after a few ranks, where the default one declines
+# slowly across most of $K$; its usage collapses within the first few dozen steps and never
+# recovers. Its reconstructions are still recognisable, since a few codes plus a good
+# decoder go a long way, but they lose colour: a handful of codes must cover every hue. A
+# MAGE model trained on such tokens would face a vocabulary of a few dozen words. The ViT-VQGAN and LlamaGen papers
+# report the same effect at ImageNet scale (usage 37 % -> 100 % with low-dim, l2-normalised
+# codes).
+#
+# ## 5. The tokens themselves
+#
+# Below, an image next to its 8 x 8 grid of ids. Each cell is one token, the integer MAGE
+# will mask and predict.
+
+# %%
+with torch.no_grad():
+    ex_ids = tokenizer.encode_to_ids(examples[:2].to(run.device)).cpu()
+fig, axes = plt.subplots(2, 3, figsize=(9, 6.2))
+for i in range(2):
+    axes[i, 0].imshow(examples[i].permute(1, 2, 0).numpy(), interpolation="nearest")
+    axes[i, 0].set_title("image", fontsize=9)
+    axes[i, 1].imshow(rec[i].clamp(0, 1).permute(1, 2, 0).numpy(), interpolation="nearest")
+    axes[i, 1].set_title("decoded from its tokens", fontsize=9)
+    token_grid(ex_ids[i], ax=axes[i, 2], codebook_size=K, title=f"{side} x {side} token ids")
+    for ax in axes[i, :2]:
+        ax.set_xticks([]), ax.set_yticks([])
+fig.tight_layout()
+run.savefig(fig, "token_grid")
+plt.show()
+
+# %% [markdown]
+# What does one code mean on its own? Fill the whole grid with a single id and decode it:
+# the result is the pattern that code stands for, as the decoder sees it in a uniform
+# neighbourhood. Shown for the 16 codes used most often on the test images.
+
+# %%
+top = default["counts"].argsort(descending=True)[:16]
+with torch.no_grad():
+    singles = tokenizer.decode_ids(top[:, None, None].expand(-1, side, side).to(run.device)).cpu()
+share = 100 * default["counts"][top].float() / default["counts"].sum()
+fig = image_rows([singles[:8], singles[8:]], size=1.3)
+for j, ax in enumerate(fig.axes):
+    ax.set_title(f"code {int(top[j])}\n{share[j]:.1f} %", fontsize=8)
+fig.tight_layout()
+run.savefig(fig, "single_codes")
+plt.show()
+run.log(top16_codes_share=float(share.sum()))
+print(f"the 16 most used codes cover {share.sum():.1f} % of test tokens")
+
+# %% [markdown]
+# **What to notice:** flat regions (sky, water, walls) repeat the same id across the grid,
+# and the most frequent codes decode to flat colours: dark, sky blue, sand. Tokens carry
+# local colour and structure, not objects; whatever MAGE learns about objects it must
+# learn from how tokens co-occur. A token's appearance in an image also depends on its
+# neighbours, since the decoder's convolutions mix them: a single code repeated everywhere
+# is not the same as that code inside an image.
+#
+# ## 6. What this tokenizer leaves out
+#
+# **No LPIPS.** Taming's VQGAN, and MAGE's, add a perceptual loss: distances between
+# features of a pretrained VGG. Its weights are downloaded at run time, which this offline
+# project cannot do, so our loss is L1 + VQ + GAN. The cost: L1 is minimised by the median
+# of the plausible images, so reconstructions come out blurrier and PSNR-friendly; only the
+# GAN term pushes towards sharp texture, and with a short training budget it has little time
+# to do so. For the same reason there is no reconstruction FID here (it needs Inception
+# weights).
+#
+# **The 32 px setting departs from MAGE's tokenizer:**
+#
+# | | MAGE (ImageNet) | here (CIFAR-10) |
+# |---|---|---|
+# | input | 256 x 256 | 32 x 32 |
+# | downsample factor f | 16 | 4 |
+# | tokens per image | 16 x 16 = 256 | 8 x 8 = 64 |
+# | pixels per token | 16 x 16 x 3 = 768 | 4 x 4 x 3 = 48 |
+# | codebook | 1024 codes of dim 256 | `ci` 256 x 16, `cpu` 512 x 32, `gpu` 1024 x 32, l2-normalised |
+# | losses | L1 + VQ + LPIPS + PatchGAN | L1 + VQ + PatchGAN |
+# | training | ImageNet, long | minutes on a CPU (`ci`, `cpu`) |
+#
+# Each of our tokens covers 16 times fewer pixels than MAGE's, so its job is easier and the
+# reconstructions are relatively better; but 64 tokens is a short sequence, and an 8 x 8
+# grid leaves MAGE's masking less room to hide whole object parts. The collapse remedies
+# are not part of MAGE's recipe; they are here because short training makes a plain
+# quantizer collapse (section 4).
+#
+# ## What to notice
+# - The default tokenizer uses most of its codebook on the test split, the plain one a small
+#   fraction: low-dimensional l2-normalised codes, k-means init and restart are what it takes
+#   at this budget.
+# - PSNR on the test split and the tokens' bit budget are logged in `metrics.json`; measured
+#   numbers per preset are in the README's results section.
+# - Notebooks 03-05 call `run.tokenizer()` and get this very model; they do not retrain it.
+#
+# ## Exercises
+# 1. Set `vqgan.restart_after` to 0 and train again (`overrides={"vqgan.restart_after": 0}`).
+#    How much of the usage did restart alone buy? Then try `vqgan.init="random"` instead.
+# 2. Move `vqgan.disc_start` past the end of training to train without the GAN. Compare PSNR
+#    and the sharpness of the reconstructions. Which do you trust more?
+# 3. Halve and double `vqgan.codebook_size`. How do usage, perplexity and PSNR change, and
+#    what would each choice mean for MAGE's cross-entropy over the vocabulary?
+
+# %%
+run.summary()
