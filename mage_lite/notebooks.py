@@ -4,6 +4,7 @@
     python -m mage_lite.notebooks run --preset smoke --only 00 01 # some of them
     python -m mage_lite.notebooks run --preset ci --dataset ../shared/data/cifar10-jpg.tar.gz \
         --set mae_train.steps=100 --seed 1
+    python -m mage_lite.notebooks publish --preset cpu            # summary + figures -> reports/cpu/
     python -m mage_lite.notebooks list
 
 The jupytext ``.py`` files in ``notebooks/`` are the source. Executed notebooks and their
@@ -97,21 +98,54 @@ def execute(book: Path, params: dict, out_dir: Path, progress: bool = True) -> P
     return out
 
 
-def write_summary(preset: str, timings: dict[str, float]) -> Path:
-    """runs/<preset>/summary.md: per notebook, its runtime and headline metrics."""
+def _flatten(m: dict, prefix: str = "") -> dict[str, float]:
+    """Numeric metrics, one level of nesting spelled out (probe_by_mask_ratio.0.5)."""
+    out = {}
+    for k, v in m.items():
+        if isinstance(v, bool) or k in ("config", "dataset", "seed"):
+            continue
+        if isinstance(v, (int, float)):
+            out[prefix + k] = v
+        elif isinstance(v, dict) and not prefix:
+            out.update(_flatten(v, f"{k}."))
+    return out
+
+
+def write_summary(preset: str, runs: dict[str, dict]) -> Path:
+    """runs/<preset>/summary.md: per notebook, the command that ran it, its runtime and its metrics."""
     root = runs_root() / preset
-    lines = [f"# mage-lite run summary: preset `{preset}`", "",
-             f"Written by `python -m mage_lite.notebooks run --preset {preset}`.", ""]
-    for stem, seconds in timings.items():
-        lines += [f"## {stem}", "", f"- runtime: {seconds / 60:.1f} min", f"- executed notebook: notebooks/{stem}.html"]
+    lines = [f"# mage-lite run summary: preset `{preset}`", ""]
+    for stem, info in sorted(runs.items()):
+        lines += [f"## {stem}", "", f"- command: `{info.get('command', '?')}`",
+                  f"- runtime: {info['seconds'] / 60:.1f} min", f"- executed notebook: notebooks/{stem}.html"]
         for metrics in sorted((root / stem).glob("seed*/metrics.json")):
             m = load_json(metrics)
-            head = {k: v for k, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-            lines.append(f"- {metrics.parent.name}: " + ", ".join(f"{k} = {v:.4g}" for k, v in sorted(head.items())))
+            source = m.get("dataset", {}).get("source", "?")
+            lines += ["", f"{metrics.parent.name} (data: {source}):", "", "| metric | value |", "| --- | --- |"]
+            lines += [f"| {k} | {v:.4g} |" for k, v in sorted(_flatten(m).items())]
         lines.append("")
     path = root / "summary.md"
     path.write_text("\n".join(lines))
     return path
+
+
+def publish(preset: str, dest: Path | None = None) -> Path:
+    """Copy a preset's summary and figures (no checkpoints, no notebooks) to ``reports/<preset>/``,
+    the only generated output that belongs in git."""
+    import shutil
+
+    src = runs_root() / preset
+    if not (src / "summary.md").exists():
+        raise ConfigError(f"no finished run in {src}; run `python -m mage_lite.notebooks run --preset {preset}` first")
+    dest = dest or REPO_ROOT / "reports" / preset
+    dest.mkdir(parents=True, exist_ok=True)
+    for fig in sorted(src.glob("[0-9][0-9]_*/seed*/*.png")):
+        target = dest / fig.parent.parent.name / fig.parent.name / fig.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(fig, target)
+    summary = (src / "summary.md").read_text().replace("executed notebook: notebooks/", "executed notebook (in runs/, not committed): notebooks/")
+    (dest / "README.md").write_text(summary + "\nFigures: the folders beside this file, one per notebook and seed.\n")
+    return dest
 
 
 def run(preset: str, only: list[str] | None = None, dataset: str = "", seed: int = 0, device: str = "",
@@ -127,16 +161,23 @@ def run(preset: str, only: list[str] | None = None, dataset: str = "", seed: int
     if overrides:
         params["overrides"] = overrides
     out_dir = runs_root() / preset / "notebooks"
-    timings_path = runs_root() / preset / "timings.json"
-    timings = load_json(timings_path) if timings_path.exists() else {}
+    record_path = runs_root() / preset / "timings.json"
+    records = load_json(record_path) if record_path.exists() else {}
+    command = "python -m mage_lite.notebooks run " + " ".join(
+        [f"--preset {preset}", f"--only {' '.join(b.stem[:2] for b in books)}"]
+        + ([f"--dataset {dataset}"] if dataset else []) + ([f"--seed {seed}"] if seed else [])
+        + ([f"--device {device}"] if device else [])
+        + ([f"--set {' '.join(f'{k}={json.dumps(v)}' for k, v in overrides.items())}"] if overrides else []))
+    timings = {}
     for book in books:
         print(f"== {book.stem} (preset {preset})", flush=True)
         t0 = time.perf_counter()
         execute(book, params, out_dir, progress)
         timings[book.stem] = round(time.perf_counter() - t0, 1)
-        save_json(timings, timings_path)
+        records[book.stem] = {"seconds": timings[book.stem], "command": command}
+        save_json(records, record_path)
         print(f"   done in {timings[book.stem] / 60:.1f} min -> {out_dir / book.stem}.html", flush=True)
-    summary = write_summary(preset, {b.stem: timings[b.stem] for b in books})
+    summary = write_summary(preset, {k: v if isinstance(v, dict) else {"seconds": v} for k, v in records.items()})
     print(f"summary: {summary}")
     return timings
 
@@ -152,11 +193,20 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--device", default="", help="auto, cpu, cuda, cuda:N, mps")
     r.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides, e.g. mae_train.steps=100")
     r.add_argument("--no-progress", action="store_true")
+    pub = sub.add_parser("publish", help="copy a finished run's summary and figures to reports/<preset>/")
+    pub.add_argument("--preset", default="cpu")
     sub.add_parser("list", help="list the notebooks")
     args = ap.parse_args(argv)
     if args.cmd == "list":
         for b in discover():
             print(b.stem)
+        return 0
+    if args.cmd == "publish":
+        try:
+            print(f"published to {publish(args.preset)}")
+        except ConfigError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
         return 0
     try:
         run(args.preset, args.only, args.dataset, args.seed, args.device, parse_set(args.set), not args.no_progress)

@@ -63,3 +63,14 @@ def test_failing_notebook_is_named_with_its_cell(tmp_path, monkeypatch):
     monkeypatch.setenv("MAGE_LITE_RUNS_DIR", str(tmp_path / "runs"))
     with pytest.raises(notebooks.NotebookFailed, match=r"99_broken failed in cell \d+ .*ValueError: boom"):
         notebooks.run("smoke", progress=False)
+
+
+def test_summary_and_publish_carry_commands_metrics_and_figures(smoke_runs, tmp_path, monkeypatch):
+    summary = (smoke_runs / "summary.md").read_text()
+    assert "command: `python -m mage_lite.notebooks run --preset smoke" in summary
+    assert "| probe_pixels |" in summary
+    monkeypatch.setenv("MAGE_LITE_RUNS_DIR", str(smoke_runs.parent))
+    dest = notebooks.publish("smoke", tmp_path / "reports")
+    assert (dest / "README.md").read_text().startswith("# mage-lite run summary")
+    assert (dest / "01_mae_baseline" / "seed0" / "mae_panel.png").exists()
+    assert not list(dest.rglob("*.pt")) and not list(dest.rglob("*.ipynb"))
