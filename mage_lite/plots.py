@@ -88,3 +88,49 @@ def token_grid(ids: torch.Tensor, ax=None, codebook_size: int | None = None, fon
     ax.set_xticks([]), ax.set_yticks([])
     ax.set_title(title, fontsize=9)
     return ax
+
+
+# Colours of token roles in the MAGE figures (notebook 03 onwards).
+TOKEN_COLORS = {"[C0]": "#7b3294", "visible": "#1a9641", "[MASK]": "#fdae61", "dropped": "#9e9e9e",
+                "[C]": "#c2a5cf", "encoder output": "#a6dba0"}
+
+
+def token_roles(ax, img: torch.Tensor, masked, dropped, patch: int = 4, title: str = ""):
+    """Draw one image with its token grid: visible tokens clear, masked-but-kept tokens hatched
+    orange (they enter the encoder as [MASK]), dropped tokens grey (the encoder never sees them).
+
+    img (3, H, W); masked, dropped: (L,) bool with L = (H / patch) ** 2, row-major.
+    """
+    from matplotlib.patches import Rectangle
+
+    grid = img.shape[-1] // patch
+    ax.imshow(as_hwc(img), extent=(0, grid, grid, 0), interpolation="nearest")
+    for j in range(grid * grid):
+        r, c = divmod(j, grid)
+        if bool(dropped[j]):
+            ax.add_patch(Rectangle((c, r), 1, 1, facecolor=TOKEN_COLORS["dropped"], alpha=0.92, edgecolor="white", lw=0.5))
+        elif bool(masked[j]):
+            ax.add_patch(Rectangle((c, r), 1, 1, facecolor=TOKEN_COLORS["[MASK]"], alpha=0.6, hatch="///",
+                                   edgecolor="white", lw=0.5))
+        else:
+            ax.add_patch(Rectangle((c, r), 1, 1, fill=False, edgecolor="white", lw=0.5))
+    ax.set_xlim(0, grid), ax.set_ylim(grid, 0)
+    ax.set_xticks([]), ax.set_yticks([])
+    ax.set_title(title, fontsize=9)
+    return ax
+
+
+def sequence_strip(ax, cells: list[tuple[str, str]], y: float = 0.0, label: str = "", below: list[str] | None = None,
+                   fontsize: float = 5.5):
+    """One row of unit cells at height ``y``: cells = [(text, colour), ...]; ``below`` writes small text under each."""
+    from matplotlib.patches import Rectangle
+
+    for i, (text, color) in enumerate(cells):
+        ax.add_patch(Rectangle((i, y), 1, 1, facecolor=color, edgecolor="white", lw=0.6))
+        if text:
+            ax.text(i + 0.5, y + 0.5, text, ha="center", va="center", fontsize=fontsize, rotation=90 if len(text) > 2 else 0)
+        if below:
+            ax.text(i + 0.5, y - 0.25, below[i], ha="center", va="center", fontsize=fontsize - 1, color="dimgray")
+    if label:
+        ax.text(-0.6, y + 0.5, label, ha="right", va="center", fontsize=8)
+    return ax

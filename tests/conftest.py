@@ -51,7 +51,7 @@ def smoke_runs(tmp_path_factory):
 @pytest.fixture(scope="session")
 def ci_runs(tmp_path_factory, cifar_archive):
     if not (IN_CI or os.environ.get("MAGE_LITE_CI_NOTEBOOKS") == "1"):
-        pytest.skip("the ci-preset notebooks take about 10 minutes: set MAGE_LITE_CI_NOTEBOOKS=1 (CI does) to run them")
+        pytest.skip("the ci-preset notebooks take about 25 minutes: set MAGE_LITE_CI_NOTEBOOKS=1 (CI does) to run them")
     return _run_all("ci", tmp_path_factory.mktemp("runs"), dataset=str(cifar_archive))
 
 
