@@ -16,6 +16,7 @@ from .augment import BatchSampler
 from .config import load_preset
 from .data import load_dataset
 from .device import pick_device
+from .mae import MAE
 from .probe import ProbeData
 from .train import TrainConfig, fit
 from .vqgan import VQGAN
@@ -94,6 +95,13 @@ class NotebookRun:
         model, self.tokenizer_history = self.train("vqgan", lambda: VQGAN(self.cfg.vqgan), self.cfg.vqgan_train,
                                                    self.cfg.vqgan)
         return model.requires_grad_(False).eval()
+
+    def mae(self, norm_pix: bool = True, mask_ratio: float | None = None) -> tuple[nn.Module, list[dict]]:
+        """The preset's MAE with this target and mask ratio, trained now or reused (notebooks 01, 03)."""
+        ratio = self.cfg.mae.mask_ratio if mask_ratio is None else mask_ratio
+        mcfg = dataclasses.replace(self.cfg.mae, norm_pix_loss=norm_pix, mask_ratio=ratio)
+        name = f"mae-{'normpix' if norm_pix else 'rawpix'}-r{ratio}"
+        return self.train(name, lambda: MAE(mcfg), self.cfg.mae_train, mcfg)
 
     def log(self, **values) -> None:
         """Record values in ``metrics.json`` (written at once, so a crash loses nothing logged)."""

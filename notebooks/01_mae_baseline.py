@@ -43,8 +43,6 @@ device = ""  # empty: the preset choice; auto picks cuda, then mps, then cpu
 overrides = {}  # config overrides, e.g. mae_train.steps: 100
 
 # %%
-import dataclasses
-
 import matplotlib.pyplot as plt
 import torch
 
@@ -114,16 +112,10 @@ plt.show()
 # cosine, gradient clipping, checkpoints that resume exactly.
 
 # %%
-def train_mae(norm_pix: bool, mask_ratio: float):
-    mcfg = dataclasses.replace(cfg, norm_pix_loss=norm_pix, mask_ratio=mask_ratio)
-    name = f"mae-{'normpix' if norm_pix else 'rawpix'}-r{mask_ratio}"
-    return run.train(name, lambda: MAE(mcfg), run.cfg.mae_train, mcfg)
-
-
 models, histories = {}, {}
 for norm_pix in (True, False):
     label = "norm-pix" if norm_pix else "raw pixels"
-    models[label], histories[label] = train_mae(norm_pix, cfg.mask_ratio)
+    models[label], histories[label] = run.mae(norm_pix)  # trained here, or reused if trained before
 
 fig, axes = plt.subplots(1, 2, figsize=(10, 3))
 for ax, label in zip(axes, histories):
@@ -207,7 +199,7 @@ plt.show()
 ratio_probe = {cfg.mask_ratio: probes["norm-pix"]["avg"]}
 ratio_loss = {cfg.mask_ratio: histories["norm-pix"][-1]["loss"]}
 for r in run.cfg.mae_ratio_sweep:
-    m, hist = train_mae(True, r)
+    m, hist = run.mae(True, r)
     ratio_probe[r] = run.probe.evaluate(m.features, run.device, f"MAE r={r}")["avg"]
     ratio_loss[r] = hist[-1]["loss"]
 ratio_probe = dict(sorted(ratio_probe.items()))

@@ -56,7 +56,6 @@ from mage_lite.artifacts import config_hash
 from mage_lite.augment import to_float
 from mage_lite.fd import FDReference, decode_ids, fid, get_fd_classifier
 from mage_lite.generate import cosine_schedule, inpaint, iterative_decode, token_region_from_pixels
-from mage_lite.mae import MAE
 from mage_lite.mage import MAGE
 from mage_lite.mage_eval import generate, masked_token_accuracy, probe_tokens
 from mage_lite.masking import Fixed, make_ratio_dist, mask_tokens
@@ -368,8 +367,7 @@ probe_train_ids = encode_dataset(tokenizer, probe.train_images, device=run.devic
 probe_test_ids = encode_dataset(tokenizer, probe.test_images, device=run.device).flatten(1)
 mage_probe = probe_tokens(probe, model, probe_train_ids, probe_test_ids)
 random_probe = probe_tokens(probe, untrained, probe_train_ids, probe_test_ids, keys=("avg",))
-mae_cfg = dataclasses.replace(run.cfg.mae, norm_pix_loss=True)  # exactly notebook 01's model
-mae, _ = run.train(f"mae-normpix-r{mae_cfg.mask_ratio}", lambda: MAE(mae_cfg), run.cfg.mae_train, mae_cfg)
+mae, _ = run.mae(norm_pix=True)  # exactly notebook 01's model: reused if 01 ran first in this preset
 mae_probe = probe.evaluate(mae.features, run.device, "MAE")
 pixels = probe.pixel_anchor()
 blocks = [f"block_{i}" for i in range(1, mcfg.depth + 1)]
