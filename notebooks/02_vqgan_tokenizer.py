@@ -356,8 +356,24 @@ print(f"the 16 most used codes cover {share.sum():.1f} % of test tokens")
 # are not part of MAGE's recipe; they are here because short training makes a plain
 # quantizer collapse (section 4).
 #
+# ## Measured results
+#
+# `python -m mage_lite.notebooks run --preset cpu --only 02 --dataset ../shared/data/cifar10-jpg.tar.gz`
+# (offline JPEG CIFAR-10, seed 0, one CPU thread sharing 2 cores with two other trainings):
+# 35.4 minutes, two tokenizers of 1200 steps x 32 images at about 48 images/s. On 2,000
+# random test images:
+#
+# | tokenizer (`cpu`, 512 codes) | PSNR | codes used | perplexity |
+# | --- | --- | --- | --- |
+# | default: 32-d l2-normalised codes, k-means init, dead-code restart | 22.6 dB | 100 % | 417 |
+# | plain: 96-d codes, random init, no restart | 18.5 dB | 2.0 % | 5.9 |
+# | yardstick: the 8 x 8 thumbnail, upsampled | 20.8 dB | | |
+#
+# In `ci` (256 codes, 400 steps) the default reached 19.7 dB, 100 % usage, perplexity 166;
+# the plain one 18.7 dB, 9.0 %, 11.4.
+#
 # ## What to notice
-# - The default tokenizer uses most of its codebook on the test split, the plain one a small
+# - The default tokenizer uses all of its codebook on the test split, the plain one a small
 #   fraction: low-dimensional l2-normalised codes, k-means init and restart are what it takes
 #   at this budget.
 # - PSNR on the test split and the tokens' bit budget are logged in `metrics.json`; measured
