@@ -122,7 +122,7 @@ def write_summary(preset: str, runs: dict[str, dict]) -> Path:
             m = load_json(metrics)
             source = m.get("dataset", {}).get("source", "?")
             lines += ["", f"{metrics.parent.name} (data: {source}):", "", "| metric | value |", "| --- | --- |"]
-            lines += [f"| {k} | {v:.4g} |" for k, v in sorted(_flatten(m).items())]
+            lines += [f"| {k} | {v if isinstance(v, int) else f'{v:.4g}'} |" for k, v in sorted(_flatten(m).items())]
         lines.append("")
     path = root / "summary.md"
     path.write_text("\n".join(lines))
@@ -162,7 +162,6 @@ def run(preset: str, only: list[str] | None = None, dataset: str = "", seed: int
         params["overrides"] = overrides
     out_dir = runs_root() / preset / "notebooks"
     record_path = runs_root() / preset / "timings.json"
-    records = load_json(record_path) if record_path.exists() else {}
     command = "python -m mage_lite.notebooks run " + " ".join(
         [f"--preset {preset}", f"--only {' '.join(b.stem[:2] for b in books)}"]
         + ([f"--dataset {dataset}"] if dataset else []) + ([f"--seed {seed}"] if seed else [])
@@ -174,6 +173,8 @@ def run(preset: str, only: list[str] | None = None, dataset: str = "", seed: int
         t0 = time.perf_counter()
         execute(book, params, out_dir, progress)
         timings[book.stem] = round(time.perf_counter() - t0, 1)
+        # Re-read before writing: another run of the same preset may have finished meanwhile.
+        records = load_json(record_path) if record_path.exists() else {}
         records[book.stem] = {"seconds": timings[book.stem], "command": command}
         save_json(records, record_path)
         print(f"   done in {timings[book.stem] / 60:.1f} min -> {out_dir / book.stem}.html", flush=True)
