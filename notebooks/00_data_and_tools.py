@@ -27,7 +27,7 @@
 #   so that every later "x % probe accuracy" has a floor to stand on.
 #
 # **Expected runtime** (measured, 2 CPU cores; see the README's preset table):
-# `smoke` about 15 s · `ci` about 1.5 min (first CIFAR-10 decode included) · `cpu` about 2 min · `gpu` under a minute.
+# `smoke` about 10 s · `ci` about 1 min (first CIFAR-10 decode included) · `cpu` about 1.5 min · `gpu` not measured yet.
 
 # %% tags=["parameters"]
 preset = "smoke"  # smoke | ci | cpu | gpu

@@ -27,8 +27,9 @@
 # - why the loss is taken on removed patches only, and what `norm_pix_loss` changes;
 # - reading a pretrained encoder with a linear probe against the anchors of notebook 00.
 #
-# **Expected runtime** (2 CPU cores): `smoke` about 20 s · `ci` about 4 min · `cpu` about 30 min
-# (four models: norm-pix and raw targets at mask ratio 0.75, norm-pix at 0.5 and 0.9) · `gpu` a few minutes.
+# **Expected runtime** (2 CPU cores, measured): `smoke` about 15 s · `ci` about 7 min · `cpu` 51 min on a
+# machine shared with other trainings (four models: norm-pix and raw targets at mask ratio 0.75,
+# norm-pix at 0.5 and 0.9) · `gpu` not measured yet.
 #
 # **At 32 px** the patch size is 4 (8 x 8 = 64 patches), so MAE and MAGE (64 tokens) see
 # sequences of the same length. The official decoder is 512 wide and 8 deep; ours is a few

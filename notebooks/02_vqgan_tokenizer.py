@@ -31,9 +31,9 @@
 #   dead-code restart avoid it;
 # - reading tokens: id grids, code frequencies, and what a single code decodes to.
 #
-# **Expected runtime** (one CPU thread): `smoke` about 35 s · `ci` about 5 min · `cpu` about
-# 26 min · `gpu` a few minutes. Two tokenizers are trained: the default and a plain
-# quantizer for comparison.
+# **Expected runtime** (one CPU thread, measured): `smoke` about 25 s · `ci` about 5 min · `cpu`
+# 35 min on a machine shared with other trainings · `gpu` not measured yet. Two tokenizers
+# are trained: the default and a plain quantizer for comparison.
 #
 # **At 32 px** the tokenizer downsamples by 4, not 16: a 32 x 32 image becomes 8 x 8 = 64
 # tokens, the same sequence length as MAE's 4-pixel patches in notebook 01.

@@ -36,7 +36,7 @@
 # **Expected runtime** (one CPU thread, tokenizer from notebook 02 and MAE from notebook 01
 # reused): `smoke` under a minute · `ci` about 7 min (measured 6.8 and 7.3 min on a 2-core
 # machine shared with one and two other trainings) · `cpu` about 35 min (measured, shared
-# machine) · `gpu` minutes. The first
+# machine) · `gpu` not measured yet. The first
 # run of a preset also trains the small classifier behind `fd_classifier` (counted above). Everything follows `../shared/REFERENCE.md` sections 3 and 4; section 9 lists where
 # the 32 px, 64-token setting departs from the paper.
 
