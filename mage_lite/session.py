@@ -68,15 +68,16 @@ class NotebookRun:
         return ProbeData(self.data, self.cfg.probe, self.seed)
 
     def train(self, name: str, build: Callable[[], nn.Module], train_cfg: TrainConfig, model_config,
-              crop_scale: tuple | None = None) -> tuple[nn.Module, list[dict]]:
+              crop_scale: tuple | None = None, depends_on: dict | None = None) -> tuple[nn.Module, list[dict]]:
         """Train ``build()`` with the shared loop, or reuse the same model trained earlier.
 
-        The reuse key covers the model and training configs, the data, the crop and the seed.
+        The reuse key covers the model and training configs, the data, the crop, the seed and
+        ``depends_on``: anything else the weights depend on (e.g. :meth:`tokenizer_key`).
         """
         crop = tuple(crop_scale or self.cfg.data.crop_scale)
         key = {"model": dataclasses.asdict(model_config), "train": dataclasses.asdict(train_cfg),
                "data": self.data.source, "image_size": self.cfg.data.image_size, "crop_scale": crop,
-               "hflip": self.cfg.data.hflip, "seed": self.seed}
+               "hflip": self.cfg.data.hflip, "seed": self.seed, **({"depends_on": depends_on} if depends_on else {})}
         sampler = self.sampler(crop)
 
         def run(model, run_dir):
@@ -84,6 +85,10 @@ class NotebookRun:
 
         model, history, _ = get_or_train(name, key, build, run, self.models_dir, self.device)
         return model, history
+
+    def tokenizer_key(self) -> dict:
+        """What identifies the preset's tokenizer; pass it as ``depends_on`` for models trained on its tokens."""
+        return {"vqgan": dataclasses.asdict(self.cfg.vqgan), "vqgan_train": dataclasses.asdict(self.cfg.vqgan_train)}
 
     def tokenizer(self) -> "VQGAN":
         """The preset's VQGAN tokenizer (frozen, eval mode), trained now or reused from an earlier run.

@@ -53,7 +53,6 @@ import dataclasses
 import matplotlib.pyplot as plt
 import torch
 
-from mage_lite.artifacts import config_hash
 from mage_lite.augment import to_float
 from mage_lite.fd import FDReference, decode_ids, fid, get_fd_classifier
 from mage_lite.generate import cosine_schedule, inpaint, iterative_decode, token_region_from_pixels
@@ -195,13 +194,10 @@ plt.show()
 # far from overfitting; `gpu` keeps 0.1.
 
 # %%
-tok_tag = config_hash({"vqgan": dataclasses.asdict(run.cfg.vqgan), "vqgan_train": dataclasses.asdict(run.cfg.vqgan_train)})
-
-
 def train_mage(mask_ratio: str):
     cfg = dataclasses.replace(mcfg, mask_ratio=mask_ratio)
-    name = f"mage-{mask_ratio.replace(':', '')}-tok{tok_tag}"  # the tokenizer is part of the model
-    return run.train(name, lambda: MAGE(cfg).set_tokenizer(tokenizer), run.cfg.mage_train, cfg)
+    return run.train(f"mage-{mask_ratio.replace(':', '')}", lambda: MAGE(cfg).set_tokenizer(tokenizer),
+                     run.cfg.mage_train, cfg, depends_on=run.tokenizer_key())  # trained on this tokenizer's ids
 
 
 model, history = train_mage(mcfg.mask_ratio)
