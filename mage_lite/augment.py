@@ -66,7 +66,8 @@ def to_float(imgs_uint8: torch.Tensor) -> torch.Tensor:
 class BatchSampler:
     """Draws augmented training batches from a uint8 image tensor held on ``device``.
 
-    ``sampler(batch_size, generator)`` returns float images in [0, 1], (B, 3, H, W). Under
+    ``sampler(batch_size, generator)`` returns float images in [0, 1], (B, 3, H, W), or with
+    ``views=2`` two independent augmentations of each image, (B, 2, 3, H, W) (MAGE-C). Under
     DDP each process has its own generator (seeded by rank), so each samples its own shard.
     """
 
@@ -77,12 +78,16 @@ class BatchSampler:
         crop_scale: tuple[float, float] = (0.2, 1.0),
         hflip: bool = True,
         augment: bool = True,
+        views: int = 1,
     ):
+        if views not in (1, 2):
+            raise ValueError(f"views must be 1 or 2, got {views}")
         self.images = images.to(device)  # (N, 3, H, W) uint8
         self.device = torch.device(device)
         self.crop_scale = tuple(crop_scale)
         self.hflip = hflip
         self.augment = augment
+        self.views = views
 
     def __len__(self) -> int:
         return len(self.images)
@@ -91,5 +96,9 @@ class BatchSampler:
         idx = torch.randint(len(self.images), (batch_size,), device=self.device, generator=generator)
         batch = to_float(self.images[idx])  # (B, 3, H, W)
         if not self.augment:
-            return batch
-        return random_resized_crop(batch, self.crop_scale, hflip=self.hflip, generator=generator)
+            return batch if self.views == 1 else torch.stack([batch, batch], dim=1)
+        if self.views == 1:
+            return random_resized_crop(batch, self.crop_scale, hflip=self.hflip, generator=generator)
+        B = len(batch)
+        both = random_resized_crop(batch.repeat(2, 1, 1, 1), self.crop_scale, hflip=self.hflip, generator=generator)  # (2B, ...)
+        return torch.stack([both[:B], both[B:]], dim=1)  # (B, 2, 3, H, W)

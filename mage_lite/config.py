@@ -70,6 +70,9 @@ class Preset:
     vqgan_train: TrainConfig = field(default_factory=TrainConfig)
     mage: MAGEConfig = field(default_factory=MAGEConfig)  # codebook_size is taken from the tokenizer when built
     mage_train: TrainConfig = field(default_factory=TrainConfig)
+    mage_c_weight_sweep: tuple = ()  # extra contrastive weights (lambda) notebook 04 trains MAGE-C with
+    mage_c_temperature_sweep: tuple = ()  # extra InfoNCE temperatures notebook 04 trains MAGE-C with
+    mage_c_input_sweep: tuple = ()  # other encoder passes for InfoNCE notebook 04 trains MAGE-C with ("masked", "clean")
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     fd_classifier: FDClassifierConfig = field(default_factory=FDClassifierConfig)  # the feature space of fd_classifier
     fd_classifier_train: TrainConfig = field(default_factory=TrainConfig)
@@ -120,6 +123,7 @@ def _presets() -> dict[str, Preset]:
         mae=MAEConfig(dim=128, depth=4, heads=4, decoder_dim=96, decoder_depth=2, decoder_heads=4),
         mae_train=TrainConfig(steps=1400, batch_size=128, base_lr=1.5e-3, warmup_steps=70, log_every=20),
         mae_ratio_sweep=(0.5, 0.9),
+        mage_c_weight_sweep=(0.03, 0.3), mage_c_temperature_sweep=(0.1, 0.5), mage_c_input_sweep=("masked",),
         # ~52 img/s on one CPU thread: ~12.3 min per tokenizer, notebook 02 (two of them) ~26 min
         vqgan=VQGANConfig(channels=48, norm_groups=16, codebook_size=512, code_dim=32, disc_channels=32, disc_start=800, restart_after=50),
         vqgan_train=TrainConfig(steps=1200, batch_size=32, base_lr=3e-3, warmup_steps=50, log_every=20),
@@ -138,6 +142,7 @@ def _presets() -> dict[str, Preset]:
         mae=MAEConfig(dim=256, depth=8, heads=4, decoder_dim=256, decoder_depth=4, decoder_heads=8),
         mae_train=TrainConfig(steps=8000, batch_size=512, base_lr=1.5e-4 * 10, warmup_steps=400, ckpt_every=1000, log_every=50),
         mae_ratio_sweep=(0.5, 0.9),
+        mage_c_weight_sweep=(0.03, 0.3), mage_c_temperature_sweep=(0.1, 0.5), mage_c_input_sweep=("masked",),
         # 14.6 GFLOP per training image: 640k images is a few minutes per tokenizer on one GPU (estimated)
         vqgan=VQGANConfig(channels=128, codebook_size=1024, code_dim=32, disc_channels=64, disc_start=3000, restart_after=100),
         vqgan_train=TrainConfig(steps=5000, batch_size=128, base_lr=1e-3, warmup_steps=200, ckpt_every=1000, log_every=50),
@@ -148,7 +153,13 @@ def _presets() -> dict[str, Preset]:
         fd_classifier=FDClassifierConfig(width=64, feature_dim=256),
         fd_classifier_train=TrainConfig(steps=4000, batch_size=256, base_lr=2e-3, warmup_steps=200, ckpt_every=1000, log_every=50),
     )
-    return {p.name: p for p in (smoke, ci, cpu, gpu)}
+    # The ablation report (python -m mage_lite.report): ci's models, every MAGE trained 2.5x as long.
+    # Seven MAGE-sized trainings per seed (~4 min each at ~105 img/s); 3 seeds, two notebooks at a time.
+    report = dataclasses.replace(
+        ci, name="report",
+        description="the ablation report's size: ci's models with 400 MAGE steps; the grid x 3 seeds on 2 CPU cores",
+        mage_train=dataclasses.replace(ci.mage_train, steps=400, warmup_steps=20))
+    return {p.name: p for p in (smoke, ci, cpu, gpu, report)}
 
 
 PRESET_NAMES = tuple(_presets())
@@ -199,7 +210,8 @@ def load_preset(name: str, overrides: dict | None = None, **top_level) -> Preset
         section, _, fname = key.partition(".")
         if not fname:
             if section in sections or section not in {f.name for f in dataclasses.fields(preset)} or section in ("name", "description"):
-                valid = sorted(sections) + ["device", "mae_ratio_sweep"]
+                valid = sorted(sections) + ["device", "mae_ratio_sweep", "mage_c_weight_sweep", "mage_c_temperature_sweep",
+                                            "mage_c_input_sweep"]
                 raise ConfigError(f"unknown parameter {key!r}; use 'section.field' with a section from {', '.join(valid)}, or device")
             changes.setdefault("", {})[section] = _coerce(value, getattr(preset, section), key)
             continue

@@ -7,6 +7,11 @@ class token [C0] sits at position 0. The decoder pads every masked position with
 the encoder's projected output at position 0, and predicts the original tokens through a
 head tied to the (detached) token embedding. The loss is label-smoothed cross-entropy on
 the masked positions only. See REFERENCE.md section 3.
+
+Two switches turn it into the variants the later notebooks study: ``contrastive_weight > 0``
+adds MAGE-C's InfoNCE loss between two augmented views (notebook 04), and
+``input="continuous"`` feeds the encoder the tokenizer's unquantized features instead of
+token ids (notebook 05's quantization-shortcut ablation); targets and loss stay the same.
 """
 
 from dataclasses import dataclass
@@ -15,12 +20,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .contrastive import ProjectionHead, info_nce, positive_rank_accuracy
 from .layers import Block, LearnedPosEmbed, init_weights, pooled_features
 from .masking import Fixed, make_ratio_dist, mask_count, mask_tokens
 
 PADDINGS = ("cls", "mask_token")
 LOSS_ON = ("masked", "all")
 INPUTS = ("tokens", "continuous")
+CONTRASTIVE_INPUTS = ("masked", "clean")
 
 
 @dataclass
@@ -41,7 +48,14 @@ class MAGEConfig:
     padding: str = "cls"  # what fills masked positions in the decoder: "cls" ([C], MAGE) | "mask_token" (MAE-style)
     loss_on: str = "masked"  # cross-entropy on "masked" positions only (MAGE) | "all" positions (the ablation)
     label_smoothing: float = 0.1  # label smoothing of the cross-entropy (official: 0.1)
-    input: str = "tokens"  # encoder input: "tokens" (MAGE) | "continuous" (a later issue; not implemented yet)
+    input: str = "tokens"  # encoder input: "tokens" (MAGE) | "continuous" (unquantized tokenizer features, notebook 05)
+    feature_dim: int = 0  # width of the continuous features: set it from the tokenizer (cfg.code_dim); input="continuous" only
+    # MAGE-C (notebook 04). The official code was never released: head sizes and pooling are this project's choices.
+    contrastive_weight: float = 0.0  # lambda: loss = reconstruction + lambda * InfoNCE; 0 = plain MAGE (MAGE-C: 0.1)
+    contrastive_temperature: float = 0.2  # InfoNCE temperature (SimCLR-style, about 0.2)
+    contrastive_hidden: int = 512  # hidden width of the 2-layer projection head
+    contrastive_out: int = 128  # projection width where InfoNCE is taken (SimCLR: 128)
+    contrastive_input: str = "clean"  # encoder pass InfoNCE reads: "clean" (an extra unmasked pass) | "masked" (reconstruction's: no extra cost)
 
     def __post_init__(self):
         if self.codebook_size < 2 or self.num_tokens < 1:
@@ -67,6 +81,20 @@ class MAGEConfig:
             raise ValueError(f"mage.loss_on must be one of {LOSS_ON}, got {self.loss_on!r}")
         if self.input not in INPUTS:
             raise ValueError(f"mage.input must be one of {INPUTS}, got {self.input!r}")
+        if self.feature_dim < 0:
+            raise ValueError(f"mage.feature_dim must be >= 0 (0: taken from the tokenizer), got {self.feature_dim}")
+        if self.contrastive_weight < 0 or self.contrastive_temperature <= 0:
+            raise ValueError(f"mage.contrastive_weight must be >= 0 and mage.contrastive_temperature > 0, got "
+                             f"{self.contrastive_weight} and {self.contrastive_temperature}")
+        if self.contrastive_input not in CONTRASTIVE_INPUTS:
+            raise ValueError(f"mage.contrastive_input must be one of {CONTRASTIVE_INPUTS}, got {self.contrastive_input!r}")
+        if self.contrastive_hidden < 1 or self.contrastive_out < 1:
+            raise ValueError("mage.contrastive_hidden and mage.contrastive_out must be at least 1")
+
+    @property
+    def contrastive(self) -> bool:
+        """MAGE-C: trained on two views per image with the InfoNCE term."""
+        return self.contrastive_weight > 0
 
     # Resolved at use, not in __post_init__, so that dataclasses.replace(cfg, dim=...) moves the decoder too.
     @property
@@ -81,14 +109,13 @@ class MAGEConfig:
 class MAGE(nn.Module):
     """Masked token model. Token ids (B, L) in [0, K) -> logits (B, L, K) over the codebook.
 
-    Vocabulary: the K codes, then [MASK] (id K), then [C0] (id K + 1).
+    Vocabulary: the K codes, then [MASK] (id K), then [C0] (id K + 1). With
+    ``input="continuous"`` the encoder reads features (B, L, C) instead of ids; the targets
+    are still the ids.
     """
 
     def __init__(self, cfg: MAGEConfig):
         super().__init__()
-        if cfg.input == "continuous":
-            raise NotImplementedError(
-                "mage.input='continuous' (pre-quantization features as encoder input) is left to a later issue; use input='tokens'")
         self.cfg = cfg
         K, L, D, Dd = cfg.codebook_size, cfg.num_tokens, cfg.dim, cfg.dec_dim
         self.mask_id, self.c0_id = K, K + 1
@@ -96,6 +123,10 @@ class MAGE(nn.Module):
         self._tokenizer: list = []  # a plain list: the frozen VQGAN is no submodule, so not in state_dict
         # Encoder: token + learned position embedding -> LayerNorm -> dropout (BERT-style embedding)
         self.token_emb = nn.Embedding(K + 2, D)
+        if cfg.input == "continuous":  # features projected to the width; [MASK] and [C0] stay embeddings
+            if cfg.feature_dim < 1:
+                raise ValueError("a continuous-input MAGE needs mage.feature_dim: set it to the tokenizer's code_dim")
+            self.feature_proj = nn.Linear(cfg.feature_dim, D)
         self.pos_embed = LearnedPosEmbed(L + 1, D)  # position 0 is [C0]
         self.emb_norm = nn.LayerNorm(D)
         self.emb_drop = nn.Dropout(cfg.dropout)
@@ -113,6 +144,8 @@ class MAGE(nn.Module):
         self.head_fc = nn.Linear(Dd, D)
         self.head_norm = nn.LayerNorm(D)
         self.head_bias = nn.Parameter(torch.zeros(K + 2))
+        if cfg.contrastive:
+            self.projection = ProjectionHead(D, cfg.contrastive_hidden, cfg.contrastive_out)
         self.apply(init_weights)
         nn.init.normal_(self.token_emb.weight, std=0.02)
         if cfg.padding == "mask_token":
@@ -142,13 +175,22 @@ class MAGE(nn.Module):
     @torch.no_grad()
     def tokenize(self, imgs: torch.Tensor) -> torch.Tensor:
         """imgs (B, 3, H, W) float in [0, 1] -> ids (B, L) int64, in full precision even under autocast."""
+        return self.encode_images(imgs)[1]
+
+    @torch.no_grad()
+    def encode_images(self, imgs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """imgs (B, 3, H, W) in [0, 1] -> (encoder input, target ids (B, L)) from the frozen tokenizer.
+
+        The encoder input is the ids themselves, or with ``input="continuous"`` the
+        unquantized features (B, L, C) whose nearest codes the ids are.
+        """
         tok = self.tokenizer
         if next(tok.parameters()).device != imgs.device:  # model.to(device) does not move it
             tok.to(imgs.device)
         tok.eval()
         with torch.autocast(device_type=imgs.device.type, enabled=False):
-            ids = tok.encode_to_ids(imgs.float())  # (B, h, w)
-        return ids.flatten(1)  # (B, L)
+            feats, ids = tok.encode_features(imgs.float())  # (B, L, C), (B, L)
+        return (feats if self.cfg.input == "continuous" else ids), ids
 
     # --- masking -------------------------------------------------------------------
     def sample_mask(self, batch: int, device, ratio: float | None = None, generator=None):
@@ -169,12 +211,19 @@ class MAGE(nn.Module):
         return masked, dropped
 
     # --- encoder -------------------------------------------------------------------
-    def _embed(self, ids: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
-        """ids (B, L), masked (B, L) bool -> embedded [C0] + sequence (B, 1+L, D), masked positions as [MASK]."""
-        B = ids.shape[0]
-        tok = ids.masked_fill(masked, self.mask_id)  # (B, L)
-        tok = torch.cat([tok.new_full((B, 1), self.c0_id), tok], dim=1)  # (B, 1+L)
-        x = self.pos_embed(self.token_emb(tok))  # (B, 1+L, D)
+    def _embed(self, inp: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
+        """inp: ids (B, L) or continuous features (B, L, C); masked (B, L) bool
+        -> embedded [C0] + sequence (B, 1+L, D), masked positions as [MASK]."""
+        B = inp.shape[0]
+        c0 = self.token_emb(inp.new_full((B, 1), self.c0_id, dtype=torch.long))  # (B, 1, D)
+        if self.cfg.input == "continuous":
+            if not inp.is_floating_point() or inp.dim() != 3:
+                raise ValueError(f"a continuous-input MAGE reads features (B, L, C), got {inp.dtype} {tuple(inp.shape)}")
+            x = self.feature_proj(inp.to(self.feature_proj.weight.dtype))  # (B, L, D)
+            x = torch.where(masked[..., None], self.token_emb.weight[self.mask_id].to(x.dtype), x)  # same [MASK] as tokens
+        else:
+            x = self.token_emb(inp.masked_fill(masked, self.mask_id))  # (B, L, D)
+        x = self.pos_embed(torch.cat([c0.to(x.dtype), x], dim=1))  # (B, 1+L, D)
         return self.emb_drop(self.emb_norm(x))
 
     @staticmethod
@@ -185,9 +234,10 @@ class MAGE(nn.Module):
         order = torch.sort(dropped.to(torch.uint8), dim=1, stable=True).indices[:, :n_keep]  # kept, original order
         return torch.cat([order.new_zeros(B, 1), order + 1], dim=1)  # (B, 1+N)
 
-    def forward_encoder(self, ids, masked, dropped):
-        """ids (B, L); masked, dropped (B, L) bool -> (latent (B, 1+N, D), kept index (B, 1+N)), N = L - #dropped."""
-        x = self._embed(ids, masked)  # (B, 1+L, D)
+    def forward_encoder(self, inp, masked, dropped):
+        """inp: ids (B, L) (or features (B, L, C)); masked, dropped (B, L) bool
+        -> (latent (B, 1+N, D), kept index (B, 1+N)), N = L - #dropped."""
+        x = self._embed(inp, masked)  # (B, 1+L, D)
         idx = self._kept_index(dropped)  # (B, 1+N)
         x = torch.gather(x, 1, idx[..., None].expand(-1, -1, x.shape[2]))  # (B, 1+N, D)
         for blk in self.blocks:
@@ -237,37 +287,74 @@ class MAGE(nn.Module):
         w = mask if self.cfg.loss_on == "masked" else torch.ones_like(mask)
         return (ce * w).sum() / w.sum().clamp(min=1)
 
-    def forward(self, ids, masked=None, dropped=None, ratio: float | None = None, generator=None):
+    def forward(self, ids, masked=None, dropped=None, ratio: float | None = None, generator=None, features=None):
         """ids (B, L) (or (B, h, w)) int64 -> (loss, logits (B, L, K), mask (B, L) float, 1 = masked).
 
         The masking is drawn as in training unless ``masked`` (and optionally ``dropped``,
         default: nothing dropped) is given, or a fixed ``ratio`` is asked for (a ratio whose
-        mask count is below the drop count is refused by mask_tokens).
+        mask count is below the drop count is refused by mask_tokens). A continuous-input
+        model also needs ``features`` (B, L, C); ``ids`` stay the targets.
         """
+        return self._forward(ids, masked, dropped, ratio, generator, features)[:3]
+
+    def _forward(self, ids, masked=None, dropped=None, ratio=None, generator=None, features=None):
+        """forward() plus the encoder's output: (loss, logits, mask, latent (B, 1+N, D))."""
         ids = ids.flatten(1)  # (B, L)
         if masked is None and dropped is None:
             masked, dropped = self.sample_mask(ids.shape[0], ids.device, ratio, generator)
         else:
             masked, dropped = self._check_mask(ids, masked, dropped)
-        latent, idx = self.forward_encoder(ids, masked, dropped)
+        latent, idx = self.forward_encoder(self._input(ids, features), masked, dropped)
         logits = self.forward_decoder(latent, idx, masked)
         mask = masked.float()
-        return self.forward_loss(ids, logits, mask), logits, mask
+        return self.forward_loss(ids, logits, mask), logits, mask, latent
+
+    def _input(self, ids, features):
+        if self.cfg.input == "tokens":
+            return ids
+        if features is None:
+            raise ValueError("a continuous-input MAGE needs the tokenizer's features: pass features=(B, L, C)")
+        return features
 
     def training_loss(self, batch: torch.Tensor, step: int):
-        """batch: images (B, 3, H, W) in [0, 1] (tokenized on the fly) or token ids (B, L) / (B, h, w)."""
-        ids = batch.flatten(1) if not batch.is_floating_point() else self.tokenize(batch)  # (B, L)
-        loss, logits, mask = self(ids)
+        """batch: images (B, 3, H, W) in [0, 1] (tokenized on the fly) or token ids (B, L) / (B, h, w).
+
+        MAGE-C takes two views per image, (B, 2, 3, H, W): both are reconstructed, and the
+        InfoNCE term pulls together the projected, average-pooled encoder outputs of the two
+        views of an image (the same masked forward pass: no extra encoder cost).
+        """
+        if self.cfg.contrastive:
+            if batch.dim() != 5 or batch.shape[1] != 2:
+                raise ValueError(f"MAGE-C trains on two views per image, (B, 2, 3, H, W), got {tuple(batch.shape)}; "
+                                 "sample batches with views=2")
+            B = batch.shape[0]
+            batch = batch.transpose(0, 1).flatten(0, 1)  # (2B, 3, H, W): all first views, then all second views
+        if batch.is_floating_point():
+            inp, ids = self.encode_images(batch)
+        else:
+            inp = ids = batch.flatten(1)  # (B, L)
+        rec, logits, mask, latent = self._forward(ids, features=inp if self.cfg.input == "continuous" else None)
         with torch.no_grad():
             correct = (logits.argmax(-1) == ids).float()  # (B, L)
-            acc = (correct * mask).sum() / mask.sum().clamp(min=1)
-        return loss, {"acc": acc, "mask_ratio": mask.mean()}
+            logs = {"acc": (correct * mask).sum() / mask.sum().clamp(min=1), "mask_ratio": mask.mean()}
+        if not self.cfg.contrastive:
+            return rec, logs
+        if self.cfg.contrastive_input == "clean":  # an extra pass over the whole, unmasked sequence
+            none = torch.zeros(ids.shape, dtype=torch.bool, device=ids.device)
+            latent, _ = self.forward_encoder(inp, none, none)  # (2B, 1+L, D)
+        z = self.projection(latent[:, 1:].mean(dim=1))  # (2B, E): pooled over the kept image positions, not [C0]
+        nce = info_nce(z[:B], z[B:], self.cfg.contrastive_temperature)
+        logs.update(rec_loss=rec.detach(), contrastive_loss=nce.detach(), view_match=positive_rank_accuracy(z[:B], z[B:]))
+        return rec + self.cfg.contrastive_weight * nce, logs
 
     # --- generation ----------------------------------------------------------------
     def logits_for(self, ids: torch.Tensor) -> torch.Tensor:
         """ids (B, L) with [MASK] (id K) at unknown positions -> logits (B, L, K); nothing dropped.
 
         The caller sets eval mode and no_grad (see mage_lite.generate)."""
+        if self.cfg.input == "continuous":
+            raise ValueError("a continuous-input MAGE cannot generate: there are no features for positions it fills in; "
+                             "use input='tokens'")
         ids = ids.flatten(1)
         masked = ids == self.mask_id
         dropped = torch.zeros_like(masked)
@@ -277,17 +364,18 @@ class MAGE(nn.Module):
     # --- probing -------------------------------------------------------------------
     @torch.no_grad()
     def features(self, ids: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Encoder features of the unmasked token sequence ids (B, L) for linear probing.
+        """Encoder features of the unmasked token sequence ids (B, L) for linear probing
+        (for a continuous-input model: of the unmasked features (B, L, C)).
 
         Returns {"avg": (B, D) mean of the image tokens after the final norm, "c0": (B, D)
         position 0 after the final norm, "block_i": (B, D) mean of the image tokens after
         block i, for i = 1..depth}.
         """
-        ids = ids.flatten(1)
-        x = self._embed(ids, torch.zeros_like(ids, dtype=torch.bool))  # (B, 1+L, D)
+        inp = ids if ids.is_floating_point() else ids.flatten(1)  # (B, L) ids or (B, L, C) features
+        x = self._embed(inp, torch.zeros(inp.shape[:2], dtype=torch.bool, device=inp.device))  # (B, 1+L, D)
         return pooled_features(x, self.blocks, self.norm, first="c0")
 
     @torch.no_grad()
     def features_from_images(self, imgs: torch.Tensor) -> dict[str, torch.Tensor]:
-        """imgs (B, 3, H, W) float in [0, 1] -> :meth:`features` of their tokens."""
-        return self.features(self.tokenize(imgs))
+        """imgs (B, 3, H, W) float in [0, 1] -> :meth:`features` of their tokens (or features)."""
+        return self.features(self.encode_images(imgs)[0])

@@ -7,18 +7,19 @@ Shared by the MAGE notebooks (03-05); the generation metrics themselves are in `
 import torch
 
 from .generate import iterative_decode
-from .probe import ProbeData, linear_probe
+from .probe import ProbeData, linear_probe, random_subset
 
 
 @torch.no_grad()
 def masked_token_accuracy(model, ids: torch.Tensor, ratio: float = 0.75, seed: int = 0,
-                          batch_size: int = 500) -> dict:
+                          batch_size: int = 500, features: torch.Tensor | None = None) -> dict:
     """Top-1 accuracy (%) on masked positions, with masks drawn as in training at a fixed ``ratio``.
 
     ids (N, L) token ids (e.g. the test split's). The masks (ceil(L * ratio) masked, the
     usual half of the sequence dropped from the encoder) come from a generator seeded with
     ``seed``, so two models evaluated with the same seed see the same masks. The baseline
-    predicts the most frequent code of ``ids`` everywhere, on the same masked positions.
+    predicts the most frequent code of ``ids`` everywhere, on the same masked positions. A
+    continuous-input model reads ``features`` (N, L, C), the unquantized ids.
 
     Returns {"acc", "baseline", "mode" (that code), "positions" (masked positions scored)}.
     """
@@ -32,7 +33,8 @@ def masked_token_accuracy(model, ids: torch.Tensor, ratio: float = 0.75, seed: i
     try:
         for i in range(0, len(ids), batch_size):
             x = ids[i:i + batch_size].to(device)
-            _, logits, mask = model(x, ratio=ratio, generator=gen)
+            f = None if features is None else features[i:i + batch_size].to(device)
+            _, logits, mask = model(x, ratio=ratio, generator=gen, features=f)
             m = mask.bool()
             correct += int((logits.argmax(-1) == x)[m].sum())
             base += int((x == mode)[m].sum())
@@ -81,3 +83,33 @@ def generate(model, n: int, steps: int, temperature: float, seed: int = 0, batch
         ids, _ = iterative_decode(model, min(batch_size, n - i), steps, temperature, gen, return_history=False)
         out.append(ids.cpu())
     return torch.cat(out)
+
+
+class GenerationScorer:
+    """fd_classifier for a notebook run: the preset's classifier, its fixed reference images, and
+    the two reference points every score is read against (real test images: the floor;
+    tokenizer reconstructions of them: the best these tokens allow). Notebooks 03-04.
+    """
+
+    def __init__(self, run, tokenizer):
+        from .fd import FDReference, decode_ids, get_fd_classifier
+        from .vqgan import encode_dataset
+
+        self.gen, self.seed, self.tokenizer = run.cfg.generation, run.seed, tokenizer
+        self.classifier, self.classifier_acc = get_fd_classifier(
+            run.data, run.cfg.fd_classifier, run.cfg.fd_classifier_train, run.models_dir, run.device, run.seed)
+        train = run.data.train_images
+        self.ref = FDReference(self.classifier, train[random_subset(len(train), self.gen.reference, run.seed + 4)], run.device)
+        self.real_images = run.data.test_images[random_subset(len(run.data.test_images), self.gen.samples, run.seed + 5)]
+        self._decode = decode_ids
+        self.real = self.ref.score(self.real_images)
+        self.recon = self.ref.score(decode_ids(tokenizer, encode_dataset(tokenizer, self.real_images, device=run.device)))
+
+    def samples(self, model, temperature: float | None = None) -> torch.Tensor:
+        """The preset's number of unconditional samples as images (n, 3, H, W) in [0, 1]."""
+        g = self.gen
+        tau = g.temperature if temperature is None else temperature
+        return self._decode(self.tokenizer, generate(model, g.samples, g.steps, tau, self.seed, g.batch_size))
+
+    def score(self, images: torch.Tensor) -> float:
+        return self.ref.score(images)

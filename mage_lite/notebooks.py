@@ -72,8 +72,10 @@ def parse_set(items: list[str]) -> dict:
     return out
 
 
-def execute(book: Path, params: dict, out_dir: Path, progress: bool = True) -> Path:
-    """Run one notebook with papermill; return the executed .ipynb (an .html is written beside it)."""
+def execute(book: Path, params: dict, out_dir: Path, progress: bool = True, name: str = "") -> Path:
+    """Run one notebook with papermill; return the executed .ipynb (an .html is written beside it).
+
+    The output is ``out_dir/<name or the notebook's stem>.ipynb``."""
     import jupytext
     import papermill
     from nbconvert import HTMLExporter
@@ -85,7 +87,7 @@ def execute(book: Path, params: dict, out_dir: Path, progress: bool = True) -> P
         raise ConfigError(f"{book.stem} has no parameter {sorted(unknown)[0]!r}; its parameters are "
                           f"{', '.join(sorted(parameter_names(nb)))}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    out = out_dir / f"{book.stem}.ipynb"
+    out = out_dir / f"{name or book.stem}.ipynb"
     try:
         papermill.execute_notebook(nb, str(out), parameters=params, kernel_name=KERNEL, cwd=str(REPO_ROOT),
                                    progress_bar=progress, log_output=False)

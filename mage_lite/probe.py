@@ -114,3 +114,30 @@ class ProbeData:
     def pixel_anchor(self) -> float:
         """Probe accuracy on raw pixels."""
         return self.evaluate(pixel_features, desc="raw pixels")["features"]
+
+
+@torch.no_grad()
+def nearest_neighbours(queries: torch.Tensor, keys: torch.Tensor, k: int, chunk: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cosine k-nearest neighbours: queries (Q, D), keys (N, D) -> (similarities (Q, k), indices (Q, k)), best first."""
+    if k < 1 or k > len(keys):
+        raise ValueError(f"k must be between 1 and the number of keys ({len(keys)}), got {k}")
+    keys = F.normalize(keys.float(), dim=1)
+    sims, idx = [], []
+    for i in range(0, len(queries), chunk):
+        s = F.normalize(queries[i:i + chunk].float(), dim=1) @ keys.t()  # (q, N)
+        top = s.topk(k, dim=1)
+        sims.append(top.values), idx.append(top.indices)
+    return torch.cat(sims), torch.cat(idx)
+
+
+def knn_accuracy(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor,
+                 k: int = 20, temperature: float = 0.07) -> float:
+    """Weighted k-NN classifier on frozen features (cosine similarity, votes weighted by exp(s / T)), top-1 in percent.
+
+    The usual no-training read-out of self-supervised features (InstDisc, DINO): unlike the
+    linear probe it rewards features whose *neighbourhoods* share a class.
+    """
+    sims, idx = nearest_neighbours(test_x, train_x, min(k, len(train_x)))
+    n_classes = int(max(train_y.max(), test_y.max())) + 1
+    votes = torch.zeros(len(test_x), n_classes).scatter_add_(1, train_y[idx], (sims / temperature).exp())  # (Q, C)
+    return 100.0 * (votes.argmax(1) == test_y).float().mean().item()

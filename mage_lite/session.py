@@ -17,6 +17,7 @@ from .config import load_preset
 from .data import load_dataset
 from .device import pick_device
 from .mae import MAE
+from .mage import MAGE, MAGEConfig
 from .probe import ProbeData
 from .train import TrainConfig, fit
 from .vqgan import VQGAN
@@ -25,23 +26,28 @@ from .vqgan import VQGAN
 class NotebookRun:
     """One execution of one notebook: config, device, data, and its output folder.
 
-    Outputs go to ``runs/<preset>/<notebook>/seed<seed>/`` (``metrics.json``, figures);
-    trained models to ``runs/<preset>/models/`` where any notebook can reuse them.
+    Outputs go to ``runs/<preset>/<notebook>/seed<seed>/`` (``metrics.json``, figures), or
+    ``runs/<preset>/<notebook>--<tag>/...`` for a tagged variant (the ablation report runs
+    the same notebook with different overrides under different tags); trained models go to
+    ``runs/<preset>/models/`` where any notebook can reuse them.
     """
 
     def __init__(self, notebook: str, preset: str, dataset: str = "", seed: int = 0, device: str = "",
-                 overrides: dict | None = None):
+                 overrides: dict | None = None, tag: str = ""):
         self.cfg = load_preset(preset, overrides, dataset=dataset, device=device)
         if not isinstance(seed, int) or seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         self.notebook, self.preset, self.seed = notebook, preset, seed
         self.device = pick_device(self.cfg.device)
-        self.dir = runs_root() / preset / notebook / f"seed{seed}"
+        if tag and not tag.replace("-", "").replace("_", "").isalnum():
+            raise ValueError(f"tag must be letters, digits, '-' or '_', got {tag!r}")
+        self.dir = runs_root() / preset / (f"{notebook}--{tag}" if tag else notebook) / f"seed{seed}"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.models_dir = runs_root() / preset / "models"
         self.started = time.perf_counter()
         torch.manual_seed(seed)
         self.metrics: dict = {"notebook": notebook, "preset": preset, "seed": seed, "device": str(self.device),
+                              "tag": tag, "overrides": dict(overrides or {}), "complete": False,
                               "config": self.cfg.to_dict()}
         print(f"{notebook} | preset {preset} | seed {seed} | device {self.device} | outputs in {self.dir}")
 
@@ -58,17 +64,17 @@ class NotebookRun:
         print(f"data: {ds.source}: {len(ds.train_images)} train / {len(ds.test_images)} test images, {len(ds.classes)} classes")
         return ds
 
-    def sampler(self, crop_scale: tuple | None = None) -> BatchSampler:
-        """Augmented training batches on the device (the preset's crop scale unless given)."""
+    def sampler(self, crop_scale: tuple | None = None, views: int = 1) -> BatchSampler:
+        """Augmented training batches on the device (the preset's crop scale unless given; two views for MAGE-C)."""
         d = self.cfg.data
-        return BatchSampler(self.data.train_images, self.device, crop_scale or d.crop_scale, d.hflip)
+        return BatchSampler(self.data.train_images, self.device, crop_scale or d.crop_scale, d.hflip, views=views)
 
     @cached_property
     def probe(self) -> ProbeData:
         return ProbeData(self.data, self.cfg.probe, self.seed)
 
     def train(self, name: str, build: Callable[[], nn.Module], train_cfg: TrainConfig, model_config,
-              crop_scale: tuple | None = None, depends_on: dict | None = None) -> tuple[nn.Module, list[dict]]:
+              crop_scale: tuple | None = None, depends_on: dict | None = None, views: int = 1) -> tuple[nn.Module, list[dict]]:
         """Train ``build()`` with the shared loop, or reuse the same model trained earlier.
 
         The reuse key covers the model and training configs, the data, the crop, the seed and
@@ -77,8 +83,9 @@ class NotebookRun:
         crop = tuple(crop_scale or self.cfg.data.crop_scale)
         key = {"model": dataclasses.asdict(model_config), "train": dataclasses.asdict(train_cfg),
                "data": self.data.source, "image_size": self.cfg.data.image_size, "crop_scale": crop,
-               "hflip": self.cfg.data.hflip, "seed": self.seed, **({"depends_on": depends_on} if depends_on else {})}
-        sampler = self.sampler(crop)
+               "hflip": self.cfg.data.hflip, "seed": self.seed, **({"depends_on": depends_on} if depends_on else {}),
+               **({"views": views} if views != 1 else {})}
+        sampler = self.sampler(crop, views)
 
         def run(model, run_dir):
             return fit(model, sampler, train_cfg, run_dir, seed=self.seed, device=self.device, desc=name)
@@ -101,6 +108,24 @@ class NotebookRun:
                                                    self.cfg.vqgan)
         return model.requires_grad_(False).eval()
 
+    def mage_config(self, tokenizer: nn.Module, **changes) -> MAGEConfig:
+        """The preset's MAGE config sized to ``tokenizer`` (codebook, sequence length, feature width), plus ``changes``."""
+        return dataclasses.replace(self.cfg.mage, codebook_size=tokenizer.codebook_size, num_tokens=tokenizer.num_tokens,
+                                   feature_dim=tokenizer.cfg.code_dim, **changes)
+
+    def mage(self, tokenizer: nn.Module, name: str, crop_scale: tuple | None = None, train_cfg: TrainConfig | None = None,
+             **changes) -> tuple[nn.Module, list[dict]]:
+        """A MAGE on ``tokenizer``'s tokens with the preset's config plus ``changes``, trained now or reused.
+
+        Any notebook asking for the same name, config, crop and tokenizer gets the same model
+        (notebooks 04 and 05 reuse notebook 03's). MAGE-C (``contrastive_weight > 0``) trains on
+        two views per image.
+        """
+        cfg = self.mage_config(tokenizer, **changes)
+        views = 2 if cfg.contrastive else 1
+        return self.train(name, lambda: MAGE(cfg).set_tokenizer(tokenizer), train_cfg or self.cfg.mage_train, cfg,
+                          crop_scale=crop_scale, depends_on=self.tokenizer_key(), views=views)
+
     def mae(self, norm_pix: bool = True, mask_ratio: float | None = None) -> tuple[nn.Module, list[dict]]:
         """The preset's MAE with this target and mask ratio, trained now or reused (notebooks 01, 03)."""
         ratio = self.cfg.mae.mask_ratio if mask_ratio is None else mask_ratio
@@ -120,6 +145,7 @@ class NotebookRun:
         return path
 
     def summary(self) -> None:
-        """Print the headline numbers (everything logged except the config)."""
+        """Mark the run complete and print the headline numbers (everything logged except the config)."""
+        self.log(complete=True)
         shown = {k: v for k, v in self.metrics.items() if k not in ("config",)}
         print(json.dumps(shown, indent=1, default=str)[:4000])

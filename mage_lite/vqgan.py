@@ -348,6 +348,20 @@ class VQGAN(nn.Module):
         """imgs (B, 3, H, W) -> (B, code_dim, h, w), before l2-norm and lookup."""
         return self.encoder(imgs)
 
+    def encode_features(self, imgs):
+        """imgs (B, 3, H, W) -> (features (B, L, code_dim), ids (B, L)) from one encoder pass.
+
+        The features are what the quantizer compares with the codebook (l2-normalised when
+        the codebook is): the unquantized input of notebook 05's continuous MAGE, whose
+        nearest code is exactly ``ids``.
+        """
+        z = self.encoder(imgs)  # (B, code_dim, h, w)
+        B, C = z.shape[:2]
+        with torch.autocast(device_type=z.device.type, enabled=False):
+            x = self.quantizer._flatten(z)  # (B*L, C)
+            ids = _sq_dists(x, self.quantizer._codes()).argmin(1)  # (B*L,)
+        return x.view(B, -1, C), ids.view(B, -1)  # (B, L, C), (B, L)
+
     def encode_to_ids(self, imgs):
         """imgs (B, 3, H, W) -> ids (B, h, w) int64."""
         return self.quantizer(self.encoder(imgs))[2]
@@ -434,6 +448,20 @@ def encode_dataset(model, images_uint8, batch_size=256, device="cpu"):
         out.append(model.encode_to_ids(x).cpu())
     model.train(was_training)
     return torch.cat(out) if out else torch.empty(0, dtype=torch.long)
+
+
+@torch.no_grad()
+def encode_dataset_features(model, images_uint8, batch_size=256, device="cpu"):
+    """images uint8 (N, 3, H, W) -> (features (N, L, code_dim) float32, ids (N, L) int64), on the CPU, in eval mode."""
+    images = torch.as_tensor(images_uint8)
+    was_training = model.training
+    model.eval()
+    feats, ids = [], []
+    for i in range(0, len(images), batch_size):
+        f, t = model.encode_features(images[i:i + batch_size].to(device).float() / 255.0)
+        feats.append(f.float().cpu()), ids.append(t.cpu())
+    model.train(was_training)
+    return torch.cat(feats), torch.cat(ids)
 
 
 def psnr(x, y) -> float:

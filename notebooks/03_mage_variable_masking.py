@@ -46,28 +46,28 @@ dataset = ""  # empty: the preset's choice; else shapes, cifar10 or a path to an
 seed = 0
 device = ""  # empty: the preset choice; auto picks cuda, then mps, then cpu
 overrides = {}  # config overrides, e.g. mage_train.steps: 100
+tag = ""  # names a variant run, e.g. padding-mask_token; the ablation report sets it
+masking_ablation = True  # also train the fixed 0.75 model of section 7
 
 # %%
-import dataclasses
-
 import matplotlib.pyplot as plt
 import torch
 
 from mage_lite.augment import to_float
-from mage_lite.fd import FDReference, decode_ids, fid, get_fd_classifier
+from mage_lite.fd import decode_ids, fid
 from mage_lite.generate import cosine_schedule, inpaint, iterative_decode, token_region_from_pixels
 from mage_lite.mage import MAGE
-from mage_lite.mage_eval import generate, masked_token_accuracy, probe_tokens
+from mage_lite.mage_eval import GenerationScorer, generate, masked_token_accuracy, probe_tokens
 from mage_lite.masking import Fixed, make_ratio_dist, mask_tokens
 from mage_lite.plots import TOKEN_COLORS, bar_chart, curves, image_rows, masked_image, sequence_strip, token_roles
 from mage_lite.probe import random_subset
 from mage_lite.session import NotebookRun
 from mage_lite.vqgan import encode_dataset
 
-run = NotebookRun("03_mage_variable_masking", preset, dataset, seed, device, overrides)
+run = NotebookRun("03_mage_variable_masking", preset, dataset, seed, device, overrides, tag)
 tokenizer = run.tokenizer()  # notebook 02's VQGAN, frozen: trained now on first use, reused after
 # The MAGE vocabulary is the tokenizer's codebook (+ [MASK] + [C0]): take its size from the tokenizer.
-mcfg = dataclasses.replace(run.cfg.mage, codebook_size=tokenizer.codebook_size, num_tokens=tokenizer.num_tokens)
+mcfg = run.mage_config(tokenizer)
 gen = run.cfg.generation
 L, ds = mcfg.num_tokens, tokenizer.cfg.downsample
 grid = int(L ** 0.5)
@@ -195,9 +195,8 @@ plt.show()
 
 # %%
 def train_mage(mask_ratio: str):
-    cfg = dataclasses.replace(mcfg, mask_ratio=mask_ratio)
-    return run.train(f"mage-{mask_ratio.replace(':', '')}", lambda: MAGE(cfg).set_tokenizer(tokenizer),
-                     run.cfg.mage_train, cfg, depends_on=run.tokenizer_key())  # trained on this tokenizer's ids
+    # run.mage keys the model by its config and this tokenizer: notebooks 04 and 05 reuse it
+    return run.mage(tokenizer, f"mage-{mask_ratio.replace(':', '')}", mask_ratio=mask_ratio)
 
 
 model, history = train_mage(mcfg.mask_ratio)
@@ -320,16 +319,12 @@ plt.show()
 # (the best a model generating these tokens could hope for), against a fixed set of train images.
 
 # %%
-clf, clf_acc = get_fd_classifier(run.data, run.cfg.fd_classifier, run.cfg.fd_classifier_train, run.models_dir,
-                                 run.device, run.seed)
+fd_ref = GenerationScorer(run, tokenizer)  # the preset's classifier (trained once, then reused) and reference images
+clf_acc, real = fd_ref.classifier_acc, fd_ref.real_images
 print(f"fd_classifier's classifier: test top-1 {clf_acc:.1f} % (chance {100 / len(run.data.classes):.0f} %)")
-fd_ref = FDReference(clf, run.data.train_images[random_subset(len(run.data.train_images), gen.reference, seed + 4)], run.device)
-real = run.data.test_images[random_subset(len(run.data.test_images), gen.samples, seed + 5)]
-scores = {"real test images": fd_ref.score(real),
-          "tokenizer reconstructions": fd_ref.score(decode_ids(tokenizer, encode_dataset(tokenizer, real, device=run.device)))}
-untrained_samples = decode_ids(tokenizer, generate(untrained, gen.samples, gen.steps, gen.temperature, seed, gen.batch_size))
+scores = {"real test images": fd_ref.real, "tokenizer reconstructions": fd_ref.recon}
 scores["MAGE"] = fd_ref.score(samples)
-scores["untrained MAGE"] = fd_ref.score(untrained_samples)
+scores["untrained MAGE"] = fd_ref.score(fd_ref.samples(untrained))
 
 
 def show_scores(keys):
@@ -338,7 +333,7 @@ def show_scores(keys):
               f"tokenizer rec. {scores['tokenizer reconstructions']:.3f})")
 
 
-print(f"{gen.samples} images each against {fd_ref.n_reference} train images:")
+print(f"{gen.samples} images each against {fd_ref.ref.n_reference} train images:")
 show_scores(["MAGE", "untrained MAGE"])
 run.log(fd_classifier_test_acc=clf_acc, fd_classifier_real=scores["real test images"],
         fd_classifier_recon=scores["tokenizer reconstructions"], fd_classifier_mage=scores["MAGE"],
@@ -412,33 +407,34 @@ plt.show()
 # same data; only `mage.mask_ratio` changes.
 
 # %%
-fixed, history_fixed = train_mage("fixed:0.75")
-acc_fixed = masked_token_accuracy(fixed, test_ids, EVAL_RATIO, seed)
-fixed_probe = probe_tokens(probe, fixed, probe_train_ids, probe_test_ids, keys=("avg",))
-fixed_samples = decode_ids(tokenizer, generate(fixed, gen.samples, gen.steps, gen.temperature, seed, gen.batch_size))
-scores["MAGE, fixed 0.75"] = fd_ref.score(fixed_samples)
-print(f"masked-token accuracy at {EVAL_RATIO}: variable {acc['acc']:.2f} %, fixed 0.75 {acc_fixed['acc']:.2f} %")
-print(f"linear probe: variable {mage_probe['avg']:.1f} %, fixed 0.75 {fixed_probe['avg']:.1f} %")
-show_scores(["MAGE", "MAGE, fixed 0.75"])
-run.log(probe_mage_fixed075=fixed_probe["avg"], fd_classifier_fixed075=scores["MAGE, fixed 0.75"],
-        masked_acc_fixed075=acc_fixed["acc"], loss_last_fixed075=history_fixed[-1]["loss"])
+if masking_ablation:  # the ablation report skips it for its padding and loss variants
+    fixed, history_fixed = train_mage("fixed:0.75")
+    acc_fixed = masked_token_accuracy(fixed, test_ids, EVAL_RATIO, seed)
+    fixed_probe = probe_tokens(probe, fixed, probe_train_ids, probe_test_ids, keys=("avg",))
+    fixed_samples = fd_ref.samples(fixed)
+    scores["MAGE, fixed 0.75"] = fd_ref.score(fixed_samples)
+    print(f"masked-token accuracy at {EVAL_RATIO}: variable {acc['acc']:.2f} %, fixed 0.75 {acc_fixed['acc']:.2f} %")
+    print(f"linear probe: variable {mage_probe['avg']:.1f} %, fixed 0.75 {fixed_probe['avg']:.1f} %")
+    show_scores(["MAGE", "MAGE, fixed 0.75"])
+    run.log(probe_mage_fixed075=fixed_probe["avg"], fd_classifier_fixed075=scores["MAGE, fixed 0.75"],
+            masked_acc_fixed075=acc_fixed["acc"], loss_last_fixed075=history_fixed[-1]["loss"])
 
-fig = plt.figure(figsize=(12, 5.2))
-top = fig.subplots(1, 3, gridspec_kw={"bottom": 0.52})
-curves({"variable ratio": history, "fixed 0.75": history_fixed}, "loss", ax=top[0])
-top[0].set_title("training loss (on each model's own masks)", fontsize=9)
-bar_chart({"variable": mage_probe["avg"], "fixed 0.75": fixed_probe["avg"]}, "probe top-1 (%)", ax=top[1], title="linear probe")
-bar_chart({"variable": scores["MAGE"], "fixed 0.75": scores["MAGE, fixed 0.75"]}, "fd_classifier (lower is better)",
-          ax=top[2], title="generation")
-top[2].axhline(scores["real test images"], c="gray", ls="--", lw=1)
-bottom = fig.subplots(2, 8, gridspec_kw={"top": 0.4, "bottom": 0.02, "left": 0.2, "right": 0.8, "hspace": 0.05, "wspace": 0.05})
-for row, (label, imgs) in enumerate([("variable", samples), ("fixed 0.75", fixed_samples)]):
-    for j in range(8):
-        bottom[row][j].imshow(imgs[j].permute(1, 2, 0).numpy(), interpolation="nearest")
-        bottom[row][j].set_xticks([]), bottom[row][j].set_yticks([])
-    bottom[row][0].set_ylabel(label, fontsize=8)
-run.savefig(fig, "ablation")
-plt.show()
+    fig = plt.figure(figsize=(12, 5.2))
+    top = fig.subplots(1, 3, gridspec_kw={"bottom": 0.52})
+    curves({"variable ratio": history, "fixed 0.75": history_fixed}, "loss", ax=top[0])
+    top[0].set_title("training loss (on each model's own masks)", fontsize=9)
+    bar_chart({"variable": mage_probe["avg"], "fixed 0.75": fixed_probe["avg"]}, "probe top-1 (%)", ax=top[1], title="linear probe")
+    bar_chart({"variable": scores["MAGE"], "fixed 0.75": scores["MAGE, fixed 0.75"]}, "fd_classifier (lower is better)",
+              ax=top[2], title="generation")
+    top[2].axhline(scores["real test images"], c="gray", ls="--", lw=1)
+    bottom = fig.subplots(2, 8, gridspec_kw={"top": 0.4, "bottom": 0.02, "left": 0.2, "right": 0.8, "hspace": 0.05, "wspace": 0.05})
+    for row, (label, imgs) in enumerate([("variable", samples), ("fixed 0.75", fixed_samples)]):
+        for j in range(8):
+            bottom[row][j].imshow(imgs[j].permute(1, 2, 0).numpy(), interpolation="nearest")
+            bottom[row][j].set_xticks([]), bottom[row][j].set_yticks([])
+        bottom[row][0].set_ylabel(label, fontsize=8)
+    run.savefig(fig, "ablation")
+    plt.show()
 
 # %% [markdown]
 # **What to notice:** the fixed-ratio model's first decoding step starts from 100 % masked
@@ -457,7 +453,7 @@ plt.show()
 
 # %%
 for tau in gen.temperature_sweep:  # the cpu and gpu presets also score other choice temperatures
-    scores[f"MAGE, tau {tau:g}"] = fd_ref.score(decode_ids(tokenizer, generate(model, gen.samples, gen.steps, tau, seed, gen.batch_size)))
+    scores[f"MAGE, tau {tau:g}"] = fd_ref.score(fd_ref.samples(model, tau))
 show_scores([k for k in scores if k not in ("real test images", "tokenizer reconstructions")])
 run.log(fd_classifier_by_temperature={str(gen.temperature): scores["MAGE"],
                                       **{str(t): scores[f"MAGE, tau {t:g}"] for t in gen.temperature_sweep}})
@@ -466,7 +462,7 @@ if fid_mage is not None:
     print(f"FID (torch-fidelity, {gen.samples} samples vs {gen.samples} test images): {fid_mage:.2f}")
     run.log(fid_mage=fid_mage)
 ax = bar_chart({k.replace("MAGE, ", ""): v for k, v in scores.items()}, "fd_classifier (lower is better)",
-               title=f"{gen.samples} images each vs {fd_ref.n_reference} train images (not FID)")
+               title=f"{gen.samples} images each vs {fd_ref.ref.n_reference} train images (not FID)")
 ax.figure.set_size_inches(max(6, 1.2 * len(scores)), 3.4)
 for bar, k in zip(ax.patches, scores):  # reference points in grey
     bar.set_color("gray" if k in ("real test images", "tokenizer reconstructions") else "tab:green" if k == "MAGE" else "tab:blue")

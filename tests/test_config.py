@@ -5,11 +5,13 @@ from mage_lite.device import pick_device
 
 
 def test_presets_exist_and_grow():
-    assert PRESET_NAMES == ("smoke", "ci", "cpu", "gpu")
-    steps = [load_preset(n).mae_train.steps for n in PRESET_NAMES]
+    assert PRESET_NAMES == ("smoke", "ci", "cpu", "gpu", "report")
+    steps = [load_preset(n).mage_train.steps for n in ("smoke", "ci", "cpu", "gpu")]
     assert steps == sorted(steps)
     assert load_preset("smoke").data.dataset == "shapes"
-    assert all(load_preset(n).data.dataset == "cifar10" for n in ("ci", "cpu", "gpu"))
+    assert all(load_preset(n).data.dataset == "cifar10" for n in ("ci", "cpu", "gpu", "report"))
+    # the report preset is ci's models trained longer: between ci and cpu
+    assert load_preset("ci").mage_train.steps < load_preset("report").mage_train.steps < load_preset("cpu").mage_train.steps
 
 
 def test_overrides_apply_in_both_spellings():
@@ -23,7 +25,7 @@ def test_overrides_apply_in_both_spellings():
 @pytest.mark.parametrize(
     "call, fragment",
     [
-        (lambda: load_preset("huge"), "choose one of smoke, ci, cpu, gpu"),
+        (lambda: load_preset("huge"), "choose one of smoke, ci, cpu, gpu, report"),
         (lambda: load_preset("ci", {"mae_train.stepz": 3}), "mae_train has steps, batch_size"),
         (lambda: load_preset("ci", {"maee.dim": 3}), "choose one of"),
         (lambda: load_preset("ci", {"mae.mask_ratio": 1.5}), "mae.mask_ratio must be in [0, 1)"),

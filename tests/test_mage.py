@@ -36,7 +36,7 @@ def test_config_defaults_and_validation():
     for kw in bad:
         with pytest.raises(ValueError):
             MAGEConfig(**kw)
-    with pytest.raises(NotImplementedError, match="continuous"):
+    with pytest.raises(ValueError, match="feature_dim"):  # continuous input needs the tokenizer's feature width
         MAGE(MAGEConfig(**TINY, input="continuous"))
 
 

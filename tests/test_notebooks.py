@@ -53,7 +53,7 @@ def test_unknown_notebook_parameter_is_refused():
 
 def test_bad_preset_is_refused_before_any_kernel_starts(capsys):
     assert notebooks.main(["run", "--preset", "huge"]) == 1
-    assert "choose one of smoke, ci, cpu, gpu" in capsys.readouterr().err
+    assert "choose one of smoke, ci, cpu, gpu, report" in capsys.readouterr().err
 
 
 def test_failing_notebook_is_named_with_its_cell(tmp_path, monkeypatch):

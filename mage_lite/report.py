@@ -1,0 +1,458 @@
+"""The ablation report: every claim of the paper this project tests, measured over seeds.
+
+    python -m mage_lite.report --preset report --seeds 3 --dataset ../shared/data/cifar10-jpg.tar.gz
+    python -m mage_lite.report --preset smoke --seeds 1          # seconds: checks the machinery
+    python -m mage_lite.report --preset report --render-only     # re-render from reports/report/metrics/
+
+Each arm of the grid is one notebook (03-05) executed by papermill with its parameters and
+config overrides, once per seed, two at a time on separate processes (``--jobs``). A run
+whose ``metrics.json`` is complete is reused, so an interrupted report resumes where it
+stopped; a run that fails is named in the report, with its error, and its rows say so.
+
+The report goes to ``reports/<preset>/``: ``README.md`` (the table: mean +- std over seeds,
+the paper's ImageNet figure, and a verdict computed from the paired differences),
+``figures/``, ``metrics/`` (the numbers the table was rendered from, so a test can render it
+again) and ``notebooks/`` (the executed notebooks as HTML; not committed).
+"""
+
+import argparse
+import json
+import math
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .artifacts import REPO_ROOT, load_json, runs_root, save_json
+from .config import PRESET_NAMES, ConfigError, load_preset
+from .notebooks import NOTEBOOK_DIR
+
+TABLE_START, TABLE_END = "<!-- report-table -->", "<!-- /report-table -->"
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One notebook run per seed: notebook ``stem`` with ``params`` and config ``overrides``."""
+
+    name: str
+    stem: str
+    params: dict = field(default_factory=dict)
+    overrides: dict = field(default_factory=dict)
+    after: str = ""  # an arm of the same seed that must finish first (it trains the models this one reuses)
+
+    @property
+    def tag(self) -> str:
+        """'' for a notebook run as it is (its outputs are the plain run's, reused both ways), else the arm's name."""
+        return self.name if (self.params or self.overrides) else ""
+
+    def run_dir(self, preset: str, seed: int, root: Path | None = None) -> Path:
+        folder = f"{self.stem}--{self.tag}" if self.tag else self.stem
+        return (root or runs_root()) / preset / folder / f"seed{seed}"
+
+
+ARMS = (
+    Arm("base", "03_mage_variable_masking"),
+    Arm("padding-mask_token", "03_mage_variable_masking", {"masking_ablation": False}, {"mage.padding": "mask_token"}, "base"),
+    Arm("loss-all", "03_mage_variable_masking", {"masking_ablation": False}, {"mage.loss_on": "all"}, "base"),
+    Arm("contrastive", "04_contrastive_cotraining", after="base"),
+    Arm("quantization", "05_quantization_shortcut", after="base"),
+)
+
+
+def _mean_blocks(key: str) -> Callable[[dict], float]:
+    return lambda m: sum(m[key].values()) / len(m[key])
+
+
+@dataclass(frozen=True)
+class Claim:
+    """'a beats b' on one metric. ``a``/``b``: (arm, metrics key or function of the metrics)."""
+
+    section: str
+    claim: str
+    a: tuple
+    b: tuple
+    a_label: str
+    b_label: str
+    higher_is_better: bool
+    paper: str  # the ImageNet figure (REFERENCE section 5), or what the paper gives instead
+
+
+CLAIMS = (
+    Claim("MAGE vs MAE", "MAGE's linear probe beats MAE's", ("base", "probe_mage"), ("base", "probe_mae"),
+          "MAGE", "MAE", True, "74.7 vs 68.0"),
+    Claim("MAGE vs MAE", "MAGE's per-block probe is above MAE's (mean over blocks)",
+          ("base", _mean_blocks("probe_blocks_mage")), ("base", _mean_blocks("probe_blocks_mae")), "MAGE", "MAE", True,
+          "Figure 6 (numbers unconfirmed)"),
+    Claim("masking", "variable masking generates better (fd_classifier, lower is better)", ("base", "fd_classifier_mage"),
+          ("base", "fd_classifier_fixed075"), "truncated Gaussian", "fixed 0.75", False, "Table 5 (numbers unconfirmed)"),
+    Claim("masking", "variable masking probes better", ("base", "probe_mage"), ("base", "probe_mage_fixed075"),
+          "truncated Gaussian", "fixed 0.75", True, "Table 5 (numbers unconfirmed)"),
+    Claim("quantization", "continuous input reaches a lower training loss", ("quantization", "loss_last_continuous"),
+          ("quantization", "loss_last_tokens"), "continuous", "tokens", False, "3.31 vs 5.76"),
+    Claim("quantization", "quantized tokens probe better than continuous features", ("quantization", "probe_tokens"),
+          ("quantization", "probe_continuous"), "tokens", "continuous", True, "74.7 vs 49.5"),
+    Claim("padding", "[C] padding probes better than a learnable mask token", ("base", "probe_mage"),
+          ("padding-mask_token", "probe_mage"), "[C]", "mask token", True, "appendix (numbers unconfirmed)"),
+    Claim("padding", "[C] padding generates better (fd_classifier)", ("base", "fd_classifier_mage"),
+          ("padding-mask_token", "fd_classifier_mage"), "[C]", "mask token", False, "appendix (numbers unconfirmed)"),
+    Claim("loss", "masked-only loss probes better than all-token loss", ("base", "probe_mage"), ("loss-all", "probe_mage"),
+          "masked only", "all tokens", True, "appendix (numbers unconfirmed)"),
+    Claim("loss", "masked-only loss generates better (fd_classifier)", ("base", "fd_classifier_mage"),
+          ("loss-all", "fd_classifier_mage"), "masked only", "all tokens", False, "appendix (numbers unconfirmed)"),
+    Claim("crops", "strong crops (0.2, 1) generate better than weak (0.8, 1)", ("contrastive", "fd_classifier_mage"),
+          ("contrastive", "fd_classifier_mage_crop08"), "(0.2, 1)", "(0.8, 1)", False, "paper figure (numbers unconfirmed)"),
+    Claim("crops", "strong crops (0.2, 1) probe better than weak (0.8, 1)", ("contrastive", "probe_mage"),
+          ("contrastive", "probe_mage_crop08"), "(0.2, 1)", "(0.8, 1)", True, "none given"),
+    Claim("MAGE-C", "MAGE-C's linear probe beats MAGE's", ("contrastive", "probe_mage_c"), ("contrastive", "probe_mage"),
+          "MAGE-C", "MAGE", True, "78.2 vs 74.7"),
+    Claim("MAGE-C", "MAGE-C's k-NN accuracy beats MAGE's", ("contrastive", "knn_mage_c"), ("contrastive", "knn_mage"),
+          "MAGE-C", "MAGE", True, "none given"),
+    Claim("MAGE-C", "MAGE-C generates as well as MAGE (fd_classifier)", ("contrastive", "fd_classifier_mage_c"),
+          ("contrastive", "fd_classifier_mage"), "MAGE-C", "MAGE", False, "not reported"),
+)
+
+# Two-sided 95 % Student t quantiles by degrees of freedom; beyond the table, the normal 1.96.
+T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
+
+
+# --- numbers --------------------------------------------------------------------------
+
+def _value(metrics: dict, key) -> float | None:
+    try:
+        return float(key(metrics) if callable(key) else metrics[key])
+    except (KeyError, TypeError, ZeroDivisionError):
+        return None
+
+
+def _mean_std(xs: list[float]) -> tuple[float, float]:
+    m = sum(xs) / len(xs)
+    return m, (math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else float("nan"))
+
+
+def verdict(diffs: list[float]) -> tuple[str, tuple[float, float] | None]:
+    """From paired differences (positive = the paper's direction): the verdict and the 95 % t-interval.
+
+    Reproduced when the whole interval is above 0, "not reproduced at this scale" when it is
+    below 0, inconclusive when it contains 0 or there is one seed only.
+    """
+    if len(diffs) < 2:
+        return "inconclusive (one seed)", None
+    m, s = _mean_std(diffs)
+    half = T95.get(len(diffs) - 1, 1.96) * s / math.sqrt(len(diffs))
+    lo, hi = m - half, m + half
+    if lo > 0:
+        return "reproduced", (lo, hi)
+    if hi < 0:
+        return "not reproduced at this scale", (lo, hi)
+    return "inconclusive", (lo, hi)
+
+
+def claim_rows(metrics: dict[str, dict[int, dict]]) -> list[dict]:
+    """metrics[arm][seed] -> one row per claim with the per-seed values, summaries and verdict."""
+    rows = []
+    for c in CLAIMS:
+        seeds = sorted(set(metrics.get(c.a[0], {})) & set(metrics.get(c.b[0], {})))
+        pairs = [(s, _value(metrics[c.a[0]][s], c.a[1]), _value(metrics[c.b[0]][s], c.b[1])) for s in seeds]
+        pairs = [(s, a, b) for s, a, b in pairs if a is not None and b is not None]
+        sign = 1 if c.higher_is_better else -1
+        diffs = [sign * (a - b) for _, a, b in pairs]
+        row = {"claim": c, "seeds": [s for s, _, _ in pairs], "a": [a for _, a, _ in pairs], "b": [b for _, _, b in pairs]}
+        if pairs:
+            row["verdict"], row["interval"] = verdict(diffs)
+            row["diff"] = _mean_std(diffs)
+        else:
+            row["verdict"], row["interval"] = "not measured (its runs are missing or failed)", None
+        rows.append(row)
+    return rows
+
+
+def _pm(xs: list[float]) -> str:
+    if not xs:
+        return "n/a"
+    m, s = _mean_std(xs)
+    return f"{m:.2f}" if len(xs) == 1 else f"{m:.2f} ± {s:.2f}"
+
+
+def render_table(metrics: dict[str, dict[int, dict]]) -> str:
+    """The markdown table of the report, rendered from the metrics alone."""
+    lines = ["| claim (paper's direction) | A | B | A: mean ± std | B: mean ± std | A − B in the paper's direction, "
+             "mean [95 % CI] | seeds | paper (ImageNet, A vs B) | verdict |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in claim_rows(metrics):
+        c = r["claim"]
+        if "diff" in r:
+            d = f"{r['diff'][0]:+.2f}" + (f" [{r['interval'][0]:+.2f}, {r['interval'][1]:+.2f}]" if r["interval"] else "")
+        else:
+            d = "n/a"
+        lines.append(f"| {c.claim} | {c.a_label} | {c.b_label} | {_pm(r['a'])} | {_pm(r['b'])} | {d} | {len(r['seeds'])} "
+                     f"| {c.paper} | **{r['verdict']}** |")
+    return "\n".join(lines)
+
+
+# --- running the grid -----------------------------------------------------------------
+
+def _complete(arm: Arm, preset: str, seed: int) -> dict | None:
+    path = arm.run_dir(preset, seed) / "metrics.json"
+    if not path.exists():
+        return None
+    m = load_json(path)
+    return m if m.get("complete") and m.get("overrides", {}) == arm.overrides else None
+
+
+def _task_command(arm: Arm, preset: str, seed: int, dataset: str) -> list[str]:
+    params = {"preset": preset, "seed": seed, "tag": arm.tag, **arm.params}
+    if arm.overrides:
+        params["overrides"] = arm.overrides
+    if dataset:
+        params["dataset"] = dataset
+    return [sys.executable, "-m", "mage_lite.report", "task", "--notebook", arm.stem, "--name", f"{arm.stem}--{arm.name}-seed{seed}",
+            "--params", json.dumps(params), "--preset", preset]
+
+
+def run_grid(preset: str, seeds: int, dataset: str = "", jobs: int = 2, arms: tuple = ARMS) -> dict:
+    """Run every (arm, seed) not finished yet; returns {"arm/seed": {"status", "seconds", "error"}}."""
+    load_preset(preset, dataset=dataset)  # refuse a bad preset or dataset name before starting anything
+    if dataset and Path(dataset).exists():
+        dataset = str(Path(dataset).resolve())
+    log_dir = runs_root() / preset / "report"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    status_path = log_dir / "status.json"
+    status = load_json(status_path) if status_path.exists() else {}
+    pending = [(a, s) for s in range(seeds) for a in arms]
+    pending.sort(key=lambda t: (t[0].after != "", t[1]))  # every seed's base first: it trains what the others reuse
+    for a, s in pending:
+        if _complete(a, preset, s):
+            status.setdefault(f"{a.name}/{s}", {"status": "done", "seconds": None})
+            status[f"{a.name}/{s}"]["status"] = "done"
+    todo = [(a, s) for a, s in pending if status.get(f"{a.name}/{s}", {}).get("status") != "done"]
+    print(f"report {preset}: {len(pending)} runs in the grid, {len(pending) - len(todo)} already finished, {len(todo)} to run "
+          f"({jobs} at a time)", flush=True)
+
+    def launch(a: Arm, s: int):
+        log = log_dir / f"{a.name}-seed{s}.log"
+        t0 = time.perf_counter()
+        with open(log, "w") as fh:
+            rc = subprocess.run(_task_command(a, preset, s, dataset), stdout=fh, stderr=subprocess.STDOUT, cwd=REPO_ROOT).returncode
+        return rc, round(time.perf_counter() - t0, 1), log
+
+    def state(a: Arm, s: int) -> str:
+        return status.get(f"{a.name}/{s}", {}).get("status", "")
+
+    by_name = {a.name: a for a in arms}
+    running: dict = {}
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        while todo or running:
+            for a, s in list(todo):
+                if len(running) >= jobs:
+                    break
+                dep = by_name.get(a.after)
+                if dep is not None and state(dep, s) in ("failed", "skipped"):
+                    status[f"{a.name}/{s}"] = {"status": "skipped", "seconds": None, "error": f"needs {dep.name} (seed {s}), which failed"}
+                    todo.remove((a, s))
+                    continue
+                if dep is not None and state(dep, s) != "done":
+                    continue
+                todo.remove((a, s))
+                print(f"  start {a.name} seed {s} ({a.stem})", flush=True)
+                running[pool.submit(launch, a, s)] = (a, s)
+            save_json(status, status_path)
+            if not running:  # nothing runs and nothing could start: what is left waits on runs that will not finish
+                for a, s in todo:
+                    status[f"{a.name}/{s}"] = {"status": "skipped", "seconds": None, "error": f"needs {a.after} (seed {s}), not run"}
+                save_json(status, status_path)
+                break
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                a, s = running.pop(fut)
+                rc, secs, log = fut.result()
+                entry = {"status": "done" if rc == 0 else "failed", "seconds": secs}
+                if rc:
+                    tail = [line for line in log.read_text().splitlines() if line.strip()][-1:] or ["(no output)"]
+                    entry["error"] = f"exit code {rc}: {tail[0][:300]} (full log: {log})"
+                status[f"{a.name}/{s}"] = entry
+                print(f"  {entry['status']} {a.name} seed {s} in {secs / 60:.1f} min", flush=True)
+            save_json(status, status_path)
+    return status
+
+
+def collect(preset: str, seeds: int, arms: tuple = ARMS) -> dict[str, dict[int, dict]]:
+    """metrics[arm][seed] of every complete run (the config left out)."""
+    out: dict[str, dict[int, dict]] = {}
+    for a in arms:
+        for s in range(seeds):
+            m = _complete(a, preset, s)
+            if m:
+                out.setdefault(a.name, {})[s] = {k: v for k, v in m.items() if k != "config"}
+    return out
+
+
+def load_report_metrics(report_dir: Path) -> dict[str, dict[int, dict]]:
+    """The metrics a written report was rendered from (``reports/<preset>/metrics/<arm>/seed<k>.json``)."""
+    out: dict[str, dict[int, dict]] = {}
+    for path in sorted((report_dir / "metrics").glob("*/seed*.json")):
+        out.setdefault(path.parent.name, {})[int(path.stem[4:])] = load_json(path)
+    return out
+
+
+# --- writing the report ----------------------------------------------------------------
+
+def figures(metrics: dict[str, dict[int, dict]], out: Path) -> list[str]:
+    """The claims as paired bars (mean, std, one dot per seed) and the per-block probe curves."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    rows = [r for r in claim_rows(metrics) if r["seeds"]]
+    names = []
+    if rows:
+        cols = 4
+        nrows = math.ceil(len(rows) / cols)
+        fig, axes = plt.subplots(nrows, cols, figsize=(4 * cols, 3.2 * nrows), squeeze=False)
+        for ax, r in zip(axes.flat, rows):
+            c = r["claim"]
+            for j, vals in enumerate((r["a"], r["b"])):
+                m, s = _mean_std(vals)
+                ax.bar(j, m, yerr=0 if math.isnan(s) else s, color=("tab:green", "tab:gray")[j], alpha=0.7, capsize=4)
+                ax.scatter([j] * len(vals), vals, c="k", s=12, zorder=3)
+            ax.set_xticks([0, 1], [c.a_label, c.b_label], fontsize=8)
+            ax.set_title(f"{c.claim}\n{r['verdict']}", fontsize=7.5)
+            lo = min(r["a"] + r["b"])
+            hi = max(r["a"] + r["b"])
+            ax.set_ylim(lo - 0.15 * (hi - lo + 1e-9) - 0.5, hi + 0.15 * (hi - lo + 1e-9) + 0.5)
+        for ax in list(axes.flat)[len(rows):]:
+            ax.axis("off")
+        fig.tight_layout()
+        fig.savefig(out / "claims.png", dpi=100)
+        plt.close(fig)
+        names.append("claims.png")
+    base = metrics.get("base", {})
+    curves = {label: [m[key] for m in base.values() if key in m] for label, key in
+              (("MAGE", "probe_blocks_mage"), ("MAE", "probe_blocks_mae"))}
+    if all(curves.values()):
+        fig, ax = plt.subplots(figsize=(5, 3.2))
+        for label, runs in curves.items():
+            blocks = sorted(runs[0], key=lambda k: int(k.split("_")[1]))
+            means = [_mean_std([r[b] for r in runs])[0] for b in blocks]
+            stds = [0 if len(runs) < 2 else _mean_std([r[b] for r in runs])[1] for b in blocks]
+            x = list(range(1, len(blocks) + 1))
+            ax.errorbar(x, means, yerr=stds, marker="o", capsize=3, label=f"{label} ({len(runs)} seeds)")
+        ax.set_xlabel("encoder block"), ax.set_ylabel("linear probe top-1 (%)"), ax.legend(fontsize=8)
+        ax.set_title("per-block probe, mean ± std over seeds", fontsize=9)
+        fig.tight_layout()
+        fig.savefig(out / "probe_blocks.png", dpi=100)
+        plt.close(fig)
+        names.append("probe_blocks.png")
+    return names
+
+
+def write_report(preset: str, seeds: int, status: dict, metrics: dict[str, dict[int, dict]], command: str,
+                 out: Path, wall_s: float | None = None) -> Path:
+    """reports/<preset>/: README.md, figures/, metrics/ (and notebooks/ HTML copied by :func:`main`)."""
+    out.mkdir(parents=True, exist_ok=True)
+    if (out / "metrics").exists():
+        shutil.rmtree(out / "metrics")
+    for arm, by_seed in metrics.items():
+        for s, m in by_seed.items():
+            save_json(m, out / "metrics" / arm / f"seed{s}.json")
+    figs = figures(metrics, out / "figures")
+    cfg = load_preset(preset)
+    source = next((m.get("dataset", {}).get("source") for by_seed in metrics.values() for m in by_seed.values()), "?")
+    secs = [v["seconds"] for v in status.values() if v.get("seconds")]
+    failed = {k: v for k, v in status.items() if v.get("status") in ("failed", "skipped")}
+    lines = [f"# Ablation report: preset `{preset}`, {seeds} seed{'s' if seeds != 1 else ''}", "",
+             f"Produced by `{command}`.", "",
+             f"- preset: {cfg.description}; data: {source}",
+             f"- runs: {sum(len(v) for v in metrics.values())} notebook runs finished, {len(failed)} failed or skipped"
+             + (f"; {sum(secs) / 60:.0f} min of notebook time" if secs else "")
+             + (f", {wall_s / 60:.0f} min wall-clock this invocation" if wall_s else ""),
+             "- A: the paper's preferred setting, B: the alternative. The verdict comes from the paired per-seed "
+             "differences A − B (sign flipped where lower is better): **reproduced** when their 95 % t-interval is above "
+             "zero, **not reproduced at this scale** when it is below zero, **inconclusive** when it contains zero "
+             "(or with one seed). fd_classifier is this project's offline Fréchet distance (not FID; lower is better).",
+             "", TABLE_START, render_table(metrics), TABLE_END, ""]
+    if failed:
+        lines += ["## Failed or skipped runs", ""] + [f"- `{k}`: {v['status']}: {v.get('error', '')}" for k, v in sorted(failed.items())] + [""]
+    lines += ["## Figures", ""] + [f"![{f}](figures/{f})" for f in figs] + [""]
+    lines += ["## The grid", "", "| arm | notebook | parameters | overrides |", "| --- | --- | --- | --- |"]
+    lines += [f"| {a.name} | {a.stem} | {json.dumps(a.params) if a.params else ''} | {json.dumps(a.overrides) if a.overrides else ''} |"
+              for a in ARMS]
+    lines += ["", "The numbers behind the table are in `metrics/<arm>/seed<k>.json`; the executed notebooks, as HTML, in "
+              "`notebooks/` (written by the command, not committed).", ""]
+    (out / "README.md").write_text("\n".join(lines))
+    return out / "README.md"
+
+
+def table_from_readme(text: str) -> str:
+    start, end = text.index(TABLE_START) + len(TABLE_START), text.index(TABLE_END)
+    return text[start:end].strip()
+
+
+def _task(args) -> int:
+    """One notebook run in its own process (called by run_grid)."""
+    from .notebooks import NotebookFailed, execute
+
+    book = NOTEBOOK_DIR / f"{args.notebook}.py"
+    out_dir = runs_root() / args.preset / "report" / "notebooks"
+    try:
+        execute(book, json.loads(args.params), out_dir, progress=False, name=args.name)
+    except (ConfigError, NotebookFailed) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["task"]:
+        tp = argparse.ArgumentParser(prog="python -m mage_lite.report task")
+        for name in ("--notebook", "--name", "--params", "--preset"):
+            tp.add_argument(name, required=True)
+        return _task(tp.parse_args(argv[1:]))
+    ap = argparse.ArgumentParser(prog="python -m mage_lite.report", description=__doc__.split("\n")[0])
+    ap.add_argument("--preset", default="report", help=f"one of {', '.join(PRESET_NAMES)}")
+    ap.add_argument("--seeds", type=int, default=3, help="seeds 0 .. N-1 (default 3)")
+    ap.add_argument("--dataset", default="", help="'shapes', 'cifar10' or a path to an image-folder dataset")
+    ap.add_argument("--jobs", type=int, default=2, help="notebook runs at a time (default 2: one per core on 2 cores)")
+    ap.add_argument("--out", default="", help="report folder (default reports/<preset>)")
+    ap.add_argument("--render-only", action="store_true", help="re-render README.md from the report's metrics/ folder")
+    args = ap.parse_args(argv)
+    out = Path(args.out) if args.out else REPO_ROOT / "reports" / args.preset
+    if args.seeds < 1 or args.jobs < 1:
+        print("error: --seeds and --jobs must be at least 1", file=sys.stderr)
+        return 1
+    if args.render_only:
+        if not (out / "README.md").exists():
+            print(f"error: no report in {out}; run without --render-only first", file=sys.stderr)
+            return 1
+        text = (out / "README.md").read_text()
+        fresh = render_table(load_report_metrics(out))
+        (out / "README.md").write_text(text.replace(table_from_readme(text), fresh))
+        print(f"re-rendered {out / 'README.md'}")
+        return 0
+    command = " ".join(["python -m mage_lite.report", f"--preset {args.preset}", f"--seeds {args.seeds}"]
+                       + ([f"--dataset {args.dataset}"] if args.dataset else []) + ([f"--jobs {args.jobs}"] if args.jobs != 2 else []))
+    t0 = time.perf_counter()
+    try:
+        status = run_grid(args.preset, args.seeds, args.dataset, args.jobs)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    metrics = collect(args.preset, args.seeds)
+    path = write_report(args.preset, args.seeds, status, metrics, command, out, time.perf_counter() - t0)
+    html = runs_root() / args.preset / "report" / "notebooks"
+    (out / "notebooks").mkdir(exist_ok=True)
+    for f in html.glob("*.html"):
+        shutil.copyfile(f, out / "notebooks" / f.name)
+    failed = [k for k, v in status.items() if v.get("status") != "done"]
+    print(f"report: {path}" + (f" ({len(failed)} runs failed or skipped: {', '.join(sorted(failed))})" if failed else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
