@@ -123,7 +123,7 @@ def _presets() -> dict[str, Preset]:
         mae=MAEConfig(dim=128, depth=4, heads=4, decoder_dim=96, decoder_depth=2, decoder_heads=4),
         mae_train=TrainConfig(steps=1400, batch_size=128, base_lr=1.5e-3, warmup_steps=70, log_every=20),
         mae_ratio_sweep=(0.5, 0.9),
-        mage_c_weight_sweep=(0.03, 0.3), mage_c_temperature_sweep=(0.1, 0.5), mage_c_input_sweep=("masked",),
+        mage_c_weight_sweep=(0.3,), mage_c_temperature_sweep=(0.5,), mage_c_input_sweep=("masked",),
         # ~52 img/s on one CPU thread: ~12.3 min per tokenizer, notebook 02 (two of them) ~26 min
         vqgan=VQGANConfig(channels=48, norm_groups=16, codebook_size=512, code_dim=32, disc_channels=32, disc_start=800, restart_after=50),
         vqgan_train=TrainConfig(steps=1200, batch_size=32, base_lr=3e-3, warmup_steps=50, log_every=20),

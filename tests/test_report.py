@@ -96,6 +96,8 @@ def test_committed_report_matches_the_metrics_it_was_rendered_from():
         for m in by_seed.values():
             assert m["preset"] == "report" and m["complete"] is True
     assert json.loads(json.dumps(metrics))  # plain JSON, nothing else
+    # the README's results section is that very table
+    assert table_from_readme((REPO / "README.md").read_text()) == table_from_readme(text)
 
 
 def test_bad_arguments_get_one_line(capsys, tmp_path):
