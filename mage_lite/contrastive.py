@@ -23,6 +23,18 @@ class ProjectionHead(nn.Module):
         return self.net(x)
 
 
+def _pair_similarities(z1: torch.Tensor, z2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cosine similarities of all 2B embeddings, (2B, 2B) with -inf on the diagonal (k != i), and the
+    index of each anchor's other view, (2B,)."""
+    if z1.shape != z2.shape or z1.dim() != 2 or len(z1) < 2:
+        raise ValueError(f"info_nce needs two (B, E) tensors with B >= 2, got {tuple(z1.shape)} and {tuple(z2.shape)}")
+    B = z1.shape[0]
+    z = F.normalize(torch.cat([z1, z2]).float(), dim=1)  # (2B, E)
+    sim = (z @ z.t()).fill_diagonal_(float("-inf"))  # (2B, 2B)
+    positive = torch.cat([torch.arange(B, 2 * B), torch.arange(0, B)]).to(z.device)  # (2B,): the other view
+    return sim, positive
+
+
 def info_nce(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
     """NT-Xent between two views: z1, z2 (B, E), row i of each from the same image -> scalar loss.
 
@@ -33,21 +45,12 @@ def info_nce(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Te
 
     i.e. a (2B - 1)-way classification of the positive among every other embedding.
     """
-    if z1.shape != z2.shape or z1.dim() != 2 or len(z1) < 2:
-        raise ValueError(f"info_nce needs two (B, E) tensors with B >= 2, got {tuple(z1.shape)} and {tuple(z2.shape)}")
-    B = z1.shape[0]
-    z = F.normalize(torch.cat([z1, z2]).float(), dim=1)  # (2B, E)
-    sim = z @ z.t() / temperature  # (2B, 2B)
-    sim = sim.masked_fill(torch.eye(2 * B, dtype=torch.bool, device=z.device), float("-inf"))  # k != i
-    positive = torch.cat([torch.arange(B, 2 * B), torch.arange(0, B)]).to(z.device)  # (2B,): the other view
-    return F.cross_entropy(sim, positive)
+    sim, positive = _pair_similarities(z1, z2)
+    return F.cross_entropy(sim / temperature, positive)
 
 
 @torch.no_grad()
 def positive_rank_accuracy(z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
     """Share of anchors whose most similar other embedding is their own second view (a readable InfoNCE)."""
-    B = z1.shape[0]
-    z = F.normalize(torch.cat([z1, z2]).float(), dim=1)
-    sim = (z @ z.t()).fill_diagonal_(float("-inf"))
-    positive = torch.cat([torch.arange(B, 2 * B), torch.arange(0, B)]).to(z.device)
+    sim, positive = _pair_similarities(z1, z2)
     return (sim.argmax(1) == positive).float().mean()

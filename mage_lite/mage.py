@@ -321,7 +321,8 @@ class MAGE(nn.Module):
 
         MAGE-C takes two views per image, (B, 2, 3, H, W): both are reconstructed, and the
         InfoNCE term pulls together the projected, average-pooled encoder outputs of the two
-        views of an image (the same masked forward pass: no extra encoder cost).
+        views of an image: from an extra unmasked pass (``contrastive_input="clean"``) or from
+        the reconstruction pass itself (``"masked"``: no extra encoder cost).
         """
         if self.cfg.contrastive:
             if batch.dim() != 5 or batch.shape[1] != 2:
@@ -342,7 +343,7 @@ class MAGE(nn.Module):
         if self.cfg.contrastive_input == "clean":  # an extra pass over the whole, unmasked sequence
             none = torch.zeros(ids.shape, dtype=torch.bool, device=ids.device)
             latent, _ = self.forward_encoder(inp, none, none)  # (2B, 1+L, D)
-        z = self.projection(latent[:, 1:].mean(dim=1))  # (2B, E): pooled over the kept image positions, not [C0]
+        z = self.projection(latent[:, 1:].mean(dim=1))  # (2B, E): pooled over the encoded image positions, not [C0]
         nce = info_nce(z[:B], z[B:], self.cfg.contrastive_temperature)
         logs.update(rec_loss=rec.detach(), contrastive_loss=nce.detach(), view_match=positive_rank_accuracy(z[:B], z[B:]))
         return rec + self.cfg.contrastive_weight * nce, logs

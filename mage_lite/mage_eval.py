@@ -6,8 +6,10 @@ Shared by the MAGE notebooks (03-05); the generation metrics themselves are in `
 
 import torch
 
+from .fd import FDReference, decode_ids, get_fd_classifier
 from .generate import iterative_decode
 from .probe import ProbeData, linear_probe, random_subset
+from .vqgan import encode_dataset
 
 
 @torch.no_grad()
@@ -92,16 +94,12 @@ class GenerationScorer:
     """
 
     def __init__(self, run, tokenizer):
-        from .fd import FDReference, decode_ids, get_fd_classifier
-        from .vqgan import encode_dataset
-
         self.gen, self.seed, self.tokenizer = run.cfg.generation, run.seed, tokenizer
         self.classifier, self.classifier_acc = get_fd_classifier(
             run.data, run.cfg.fd_classifier, run.cfg.fd_classifier_train, run.models_dir, run.device, run.seed)
         train = run.data.train_images
         self.ref = FDReference(self.classifier, train[random_subset(len(train), self.gen.reference, run.seed + 4)], run.device)
         self.real_images = run.data.test_images[random_subset(len(run.data.test_images), self.gen.samples, run.seed + 5)]
-        self._decode = decode_ids
         self.real = self.ref.score(self.real_images)
         self.recon = self.ref.score(decode_ids(tokenizer, encode_dataset(tokenizer, self.real_images, device=run.device)))
 
@@ -109,7 +107,7 @@ class GenerationScorer:
         """The preset's number of unconditional samples as images (n, 3, H, W) in [0, 1]."""
         g = self.gen
         tau = g.temperature if temperature is None else temperature
-        return self._decode(self.tokenizer, generate(model, g.samples, g.steps, tau, self.seed, g.batch_size))
+        return decode_ids(self.tokenizer, generate(model, g.samples, g.steps, tau, self.seed, g.batch_size))
 
     def score(self, images: torch.Tensor) -> float:
         return self.ref.score(images)
