@@ -5,10 +5,18 @@ Layout: ``runs/<preset>/models/<name>-<hash>/`` holds a trained model (``config.
 ``runs/<preset>/<notebook>/`` holds a notebook's ``metrics.json`` and figures.
 """
 
+import ast
+import errno
 import hashlib
+import inspect
 import json
 import os
+import pickle
+import shutil
+import sys
 import tempfile
+import time
+import zipfile
 from pathlib import Path
 from typing import Callable
 
@@ -18,6 +26,14 @@ import torch.nn as nn
 REPO_ROOT = Path(__file__).resolve().parents[1]
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+
+
+class DamagedFileError(ValueError):
+    """A run file (checkpoint, model, history) that cannot be read; the message names it and says what to do."""
+
+    def __init__(self, path: Path | str, problem: str):
+        super().__init__(f"{path} {problem}; it is damaged: delete it and rerun")
+        self.path, self.problem = Path(path), problem
 
 
 def runs_root() -> Path:
@@ -39,13 +55,32 @@ def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
 
 
 def atomic_torch_save(obj, path: Path | str) -> None:
-    """torch.save to a temp file beside ``path``, then rename: a kill never leaves half a file."""
-    _atomic_write(Path(path), lambda tmp: torch.save(obj, tmp))
+    """torch.save to a temp file beside ``path``, then rename: a kill never leaves half a file.
+
+    A full disk is raised as OSError(ENOSPC) naming ``path`` (torch reports it as a RuntimeError).
+    """
+    path = Path(path)
+    try:
+        _atomic_write(path, lambda tmp: torch.save(obj, tmp))
+    except RuntimeError:
+        if shutil.disk_usage(path.parent).free >= 1 << 20:
+            raise
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from None
 
 
 def load_state(path: Path | str, device: torch.device | str = "cpu"):
-    """Load a checkpoint or state_dict written by this project (plain tensors only)."""
-    return torch.load(path, map_location=device, weights_only=True)
+    """Load a checkpoint or state_dict written by this project (plain tensors only).
+
+    Raises :class:`DamagedFileError` for a truncated, empty or otherwise unreadable file.
+    """
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except EOFError:
+        raise DamagedFileError(path, "is empty or cut short") from None
+    except (RuntimeError, OSError, pickle.UnpicklingError, zipfile.BadZipFile) as e:
+        if isinstance(e, RuntimeError) and "PytorchStreamReader" not in str(e) or isinstance(e, OSError) and e.errno != errno.EINVAL:
+            raise  # a CUDA tensor on a machine without CUDA, a missing file: not damage (EINVAL: a zip cut short)
+        raise DamagedFileError(path, f"cannot be read ({str(e).split('. ')[0][:150]})") from None
 
 
 def save_json(obj, path: Path | str) -> None:
@@ -55,7 +90,11 @@ def save_json(obj, path: Path | str) -> None:
 
 
 def load_json(path: Path | str):
-    return json.loads(Path(path).read_text())
+    """Read a JSON file; :class:`DamagedFileError` if it is truncated or not JSON."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DamagedFileError(path, f"is not valid JSON ({e})") from None
 
 
 def _json_default(o):
@@ -68,10 +107,74 @@ def _json_default(o):
     raise TypeError(f"cannot write {type(o).__name__} to JSON")
 
 
+def replace_block(text: str, start: str, end: str, content: str) -> str:
+    """``text`` with what lies between the markers ``start`` and ``end`` replaced by ``content``: how a
+    README's rendered tables are refreshed from the metrics files they come from."""
+    if start not in text or end not in text:
+        raise ValueError(f"the markers {start} and {end} are missing; add them where the table belongs")
+    i, j = text.index(start) + len(start), text.index(end)
+    return text[:i] + "\n" + content + "\n" + text[j:]
+
+
+def render_readme_block(json_path: Path | str, start: str, end: str, render: Callable[[dict], str]) -> Path:
+    """Re-render the README's block between ``start`` and ``end`` as ``render(<the JSON file>)``; returns the README."""
+    readme = REPO_ROOT / "README.md"
+    readme.write_text(replace_block(readme.read_text(), start, end, render(load_json(json_path))))
+    return readme
+
+
+def block_between(text: str, start: str, end: str) -> str:
+    """What :func:`replace_block` put between ``start`` and ``end`` (stripped)."""
+    return text[text.index(start) + len(start):text.index(end)].strip()
+
+
 def config_hash(config: dict) -> str:
     """8 hex digits that change whenever anything in ``config`` changes."""
     text = json.dumps(config, sort_keys=True, default=_json_default)
     return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def _package_modules(objs) -> list[str]:
+    """The mage_lite modules that define ``objs`` and, transitively, every mage_lite module they use."""
+    todo = [o.__name__ if inspect.ismodule(o) else o.__module__ for o in objs]
+    seen: set[str] = set()
+    while todo:
+        name = todo.pop()
+        if name in seen or not name.startswith("mage_lite.") or name == __name__:  # this module only reads and writes files
+            continue
+        seen.add(name)
+        for v in vars(sys.modules[name]).values():
+            used = v.__name__ if inspect.ismodule(v) else getattr(v, "__module__", None)
+            if isinstance(used, str):
+                todo.append(used)
+    return sorted(seen)
+
+
+def code_fingerprint(*objs) -> str:
+    """8 hex digits that change whenever the code behind ``objs`` changes: the source of the mage_lite
+    modules that define them and of every mage_lite module those use, transitively. Comments and
+    layout do not count (the source is compared as its syntax tree)."""
+    h = hashlib.sha256()
+    for name in _package_modules(objs):
+        h.update(name.encode() + ast.dump(ast.parse(inspect.getsource(sys.modules[name]))).encode())
+    return h.hexdigest()[:8]
+
+
+def fresh_after() -> float:
+    """``$MAGE_LITE_FRESH_AFTER`` (seconds since the epoch; ``notebooks run --fresh`` sets it): models
+    and banks finished before then are made again. 0 when unset."""
+    raw = os.environ.get("MAGE_LITE_FRESH_AFTER", "")
+    try:
+        return float(raw) if raw else 0.0
+    except ValueError:
+        raise ValueError(f"$MAGE_LITE_FRESH_AFTER must be a time in seconds since the epoch, got {raw!r}") from None
+
+
+def is_stale(path: Path, after: float | None = None) -> bool:
+    """Whether the finished file ``path`` was written before a fresh start asked at ``after``
+    (default :func:`fresh_after`) and must therefore be made again."""
+    after = fresh_after() if after is None else after
+    return after > 0 and path.stat().st_mtime < after
 
 
 def get_or_train(
@@ -81,22 +184,40 @@ def get_or_train(
     train: Callable[[nn.Module, Path], list[dict]],
     root: Path,
     device: torch.device | str = "cpu",
+    code: tuple = (),
+    retrain: bool = False,
 ) -> tuple[nn.Module, list[dict], Path]:
-    """Reuse a model trained earlier with the same ``config``, or train it now.
+    """Reuse a model trained earlier with the same ``config`` and code, or train it now.
 
     ``build()`` makes the untrained model; ``train(model, run_dir)`` trains it (resuming a
-    checkpoint left in ``run_dir``) and returns its history. Any notebook may call this for
-    any model, so notebooks run in any order. Returns (model in eval mode, history, run_dir).
+    checkpoint left in ``run_dir``) and returns its history. The reuse key is ``config`` plus
+    the :func:`code_fingerprint` of the model's class and of ``code`` (e.g. the training loop
+    and the sampler), so an edit to the code that builds or trains a model trains it again.
+    ``retrain=True`` (or a model finished before ``$MAGE_LITE_FRESH_AFTER``) trains it anew.
+    Any notebook may call this for any model, so notebooks run in any order. Returns
+    (model in eval mode, history, run_dir).
     """
-    run_dir = Path(root) / f"{name}-{config_hash(config)}"
     model = build()
+    key = {**config, "code": code_fingerprint(type(model), *code)}
+    run_dir = Path(root) / f"{name}-{config_hash(key)}"
     final = run_dir / "model.pt"
+    if final.exists() and (retrain or is_stale(final)):
+        print(f"training {name} afresh, as asked: {run_dir}")
+        final.unlink()
+        (run_dir / "checkpoint.pt").unlink(missing_ok=True)
     if final.exists():
-        model.load_state_dict(load_state(final, "cpu"))
-        history = load_json(run_dir / "history.json")
-        print(f"reusing {name} trained earlier: {run_dir}")
-    else:
-        save_json(config, run_dir / "config.json")
+        try:
+            model.load_state_dict(load_state(final, "cpu"))
+            history = load_json(run_dir / "history.json")
+            print(f"reusing {name} trained earlier: {run_dir}")
+        except (DamagedFileError, FileNotFoundError) as e:
+            # model.pt marks a run complete: set it aside and the run is redone (from its last checkpoint, if any).
+            what = f"{e.path} {e.problem}" if isinstance(e, DamagedFileError) else f"{run_dir / 'history.json'} is missing"
+            final.replace(final.with_name("model.pt.damaged"))
+            model = build()  # the weights may have loaded already: start again from an untrained model
+            print(f"warning: {what}; moved {final.name} aside to model.pt.damaged and training {name} again")
+    if not final.exists():
+        save_json(key, run_dir / "config.json")
         history = train(model, run_dir)
         # model.pt is written last: its presence means the run is complete.
         save_json(history, run_dir / "history.json")

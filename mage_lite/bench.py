@@ -1,25 +1,50 @@
-"""Benchmark: how fast a training step runs, against what this machine can do.
+"""Benchmark: how fast every model's work runs, against what this machine can do.
 
-    python -m mage_lite.bench                      # MAE training step at the ci and cpu preset sizes
+    python -m mage_lite.bench                            # ci and cpu sizes, the thread policy's count
+    python -m mage_lite.bench --threads 1 2              # the same at 1 and at 2 threads, side by side
+    python -m mage_lite.bench --out reports/bench.json   # also write the figures (and the machine) as JSON
+    python -m mage_lite.bench --render reports/bench.json  # README's benchmark table from that file
     python -m mage_lite.bench --presets gpu --device cuda
 
-Prints, per preset: images/s, achieved GFLOP/s (FLOPs of one forward + backward counted by
-torch.utils.flop_counter) next to the fp32 matmul GFLOP/s measured in the same run, and the
-share of step time spent in the input pipeline (sampling + augmentation). Figures only:
-nothing here passes or fails.
+At each preset's sizes it times: the MAE, VQGAN and MAGE training steps (MAGE three ways:
+tokenizing augmented images on the fly, reading a token bank, and reading pre-tokenized ids,
+which is the transformer alone), the MAGE-C step (bank and pre-tokenized), building the
+token bank, iterative decoding to images, and probe feature extraction. For each it prints
+images/s, the achieved GFLOP/s (FLOPs of one call counted by torch.utils.flop_counter) and
+their share of the fp32 matmul GFLOP/s measured in the same process with the same thread
+count, and for training steps the share of step time spent producing the batch. Figures
+only: nothing here passes or fails.
 """
 
 import argparse
+import dataclasses
+import os
+import platform
+import re
+import sys
 import time
+from datetime import date
+from pathlib import Path
+from typing import Callable
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from .augment import BatchSampler
-from .config import load_preset
-from .device import autocast, pick_device
+from .artifacts import render_readme_block, save_json
+from .augment import BatchSampler, random_resized_crop, to_float
+from .config import PRESET_NAMES, ConfigError, load_preset
+from .device import available_cores, autocast, pick_device
+from .fd import decode_ids
+from .generate import iterative_decode
 from .mae import MAE
+from .mage import MAGE
+from .token_bank import BankSampler, build_bank
 from .train import param_groups
+from .vqgan import VQGAN
+
+TABLE_START, TABLE_END = "<!-- bench-table -->", "<!-- /bench-table -->"
+CI_START, CI_END = "<!-- ci-time -->", "<!-- /ci-time -->"
+N_IMAGES = 2048  # stand-in training images (random pixels: speed does not depend on content)
 
 
 def _sync(device: torch.device) -> None:
@@ -45,68 +70,296 @@ def matmul_gflops(device: torch.device, n: int = 1024, repeats: int = 20) -> flo
     return 2 * n**3 * repeats / best / 1e9
 
 
-def bench_preset(name: str, device: torch.device, steps: int = 10) -> dict:
-    cfg = load_preset(name)
-    batch = cfg.mae_train.batch_size
-    model = MAE(cfg.mae).to(device)
-    opt = torch.optim.AdamW(param_groups(model, 0.05), lr=1e-4, betas=(0.9, 0.95))
-    images = torch.randint(0, 256, (4096, 3, cfg.data.image_size, cfg.data.image_size), dtype=torch.uint8)
-    sampler = BatchSampler(images, device, cfg.data.crop_scale)
-    gen = torch.Generator(device=device).manual_seed(0)
+def cpu_model() -> str:
+    """The processor's name as the OS reports it."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
-    def step(imgs):
+
+def _time(fn: Callable[[], None], device: torch.device, steps: int, warmup: int = 2,
+          on_start: Callable[[], None] = lambda: None) -> tuple[float, float]:
+    """(FLOPs of one call, seconds per call, averaged over ``steps`` calls after ``warmup``).
+
+    ``on_start()`` is called just before the timed calls (e.g. to zero a counter)."""
+    counter = FlopCounterMode(display=False)
+    with counter:
+        fn()
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    on_start()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    _sync(device)
+    return counter.get_total_flops(), (time.perf_counter() - t0) / steps
+
+
+def _train_step(model, sample: Callable[[], torch.Tensor], device: torch.device):
+    """One optimiser step of ``model.training_loss`` on ``sample()``; the time spent in ``sample`` is accumulated."""
+    opt = torch.optim.AdamW(param_groups(model, 0.05), lr=1e-5, betas=(0.9, 0.95))
+    model.train()
+    spent = {"input": 0.0}
+
+    def step():
+        _sync(device)
+        t0 = time.perf_counter()
+        batch = sample()
+        _sync(device)
+        spent["input"] += time.perf_counter() - t0
         with autocast(device):
-            loss, _, _ = model(imgs)
+            loss, _ = model.training_loss(batch, 10**6)  # a late step: every loss term is on (e.g. the VQGAN's GAN)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
 
-    counter = FlopCounterMode(display=False)
-    with counter:
-        step(sampler(batch, gen))
-    flops = counter.get_total_flops()
-    for _ in range(2):
-        step(sampler(batch, gen))
-    t_input = t_total = 0.0
-    for _ in range(steps):
-        _sync(device)
-        t0 = time.perf_counter()
-        imgs = sampler(batch, gen)
-        _sync(device)
-        t1 = time.perf_counter()
-        step(imgs)
-        _sync(device)
-        t_input += t1 - t0
-        t_total += time.perf_counter() - t0
-    return {
-        "preset": name,
-        "model": f"MAE {cfg.mae.dim}x{cfg.mae.depth} (decoder {cfg.mae.decoder_dim}x{cfg.mae.decoder_depth})",
-        "params_M": sum(p.numel() for p in model.parameters()) / 1e6,
-        "batch": batch,
-        "img_per_s": steps * batch / t_total,
-        "gflop_per_step": flops / 1e9,
-        "achieved_gflops": flops * steps / t_total / 1e9,
-        "input_share": t_input / t_total,
-    }
+    return step, spent
+
+
+def bench_preset(name: str, device: torch.device, steps: int = 10) -> list[dict]:
+    """Every model's figures at preset ``name``'s sizes: a list of rows (see the module doc)."""
+    cfg = load_preset(name)
+    S = cfg.data.image_size
+    gen = torch.Generator(device=device).manual_seed(0)
+    images = torch.randint(0, 256, (N_IMAGES, 3, S, S), dtype=torch.uint8)
+    rows = []
+
+    def record(model: str, what: str, batch: int, fn, spent: dict | None = None, n_steps: int = steps):
+        flops, sec = _time(fn, device, n_steps, on_start=lambda: spent and spent.update(input=0.0))
+        rows.append({"preset": name, "model": model, "what": what, "batch": batch, "img_per_s": batch / sec,
+                     "gflop_per_call": flops / 1e9, "achieved_gflops": flops / sec / 1e9,
+                     "input_share": None if spent is None else spent["input"] / (sec * n_steps)})
+
+    # MAE
+    mae = MAE(cfg.mae).to(device)
+    sampler = BatchSampler(images, device, cfg.data.crop_scale)
+    b = cfg.mae_train.batch_size
+    step, spent = _train_step(mae, lambda: sampler(b, gen), device)
+    record(f"MAE {cfg.mae.dim}x{cfg.mae.depth}", "training step", b, step, spent)
+
+    # VQGAN (with its discriminator on, as after disc_start)
+    vq = VQGAN(cfg.vqgan).to(device)
+    b = cfg.vqgan_train.batch_size
+    step, spent = _train_step(vq, lambda: sampler(b, gen), device)
+    record(f"VQGAN {cfg.vqgan.channels} ch, {cfg.vqgan.codebook_size} codes", "training step (GAN on)", b, step, spent)
+    vq.eval().requires_grad_(False)
+
+    # MAGE: on the fly, bank, pre-tokenized
+    mcfg = dataclasses.replace(cfg.mage, codebook_size=vq.codebook_size, num_tokens=vq.num_tokens)
+    tag = f"MAGE {mcfg.dim}x{mcfg.depth}"
+    b = cfg.mage_train.batch_size
+    views = max(2, cfg.bank.views)
+    bank = build_bank(vq, images, views, cfg.data.crop_scale, cfg.data.hflip, batch_size=cfg.bank.batch_size,
+                      device=device, progress=False)
+    ids = bank[:, 0].long().to(device)  # (N, L): stands for ids tokenized once
+
+    def pretokenized(n: int, v: int = 1):
+        idx = torch.randint(len(ids), (n * v,), device=device, generator=gen)
+        return ids[idx] if v == 1 else ids[idx].view(n, v, -1)  # (B, L) or (B, 2, L)
+
+    mage = MAGE(mcfg).set_tokenizer(vq).to(device)
+    step, spent = _train_step(mage, lambda: sampler(b, gen), device)
+    record(tag, "training step, tokenizing on the fly", b, step, spent)
+    bank_sampler = BankSampler(bank, device)
+    step, spent = _train_step(mage, lambda: bank_sampler(b, gen), device)
+    record(tag, "training step, token bank", b, step, spent)
+    step, spent = _train_step(mage, lambda: pretokenized(b), device)
+    record(tag, "training step, pre-tokenized ids", b, step, spent)
+
+    # MAGE-C: two views per image; half the images per step, as the notebooks train it
+    ccfg = dataclasses.replace(mcfg, contrastive_weight=0.1)
+    mage_c = MAGE(ccfg).set_tokenizer(vq).to(device)
+    bank2 = BankSampler(bank, device, views=2)
+    step, spent = _train_step(mage_c, lambda: bank2(b // 2, gen), device)
+    record(f"MAGE-C {mcfg.dim}x{mcfg.depth}", "training step, token bank (2 views)", b // 2, step, spent)
+    step, spent = _train_step(mage_c, lambda: pretokenized(b // 2, 2), device)
+    record(f"MAGE-C {mcfg.dim}x{mcfg.depth}", "training step, pre-tokenized ids (2 views)", b // 2, step, spent)
+    # InfoNCE on the reconstruction pass instead of an extra clean pass: two MAGE passes' worth of work
+    mage_cm = MAGE(dataclasses.replace(ccfg, contrastive_input="masked")).set_tokenizer(vq).to(device)
+    step, spent = _train_step(mage_cm, lambda: bank2(b // 2, gen), device)
+    record(f"MAGE-C {mcfg.dim}x{mcfg.depth}", "training step, token bank (2 views), InfoNCE on the masked pass",
+           b // 2, step, spent)
+
+    # Building the token bank: augment + tokenize, per image-view
+    nb = cfg.bank.batch_size
+
+    def bank_chunk():
+        with torch.no_grad():
+            vq.encode_to_ids(random_resized_crop(to_float(images[:nb].to(device)), cfg.data.crop_scale, generator=gen))
+
+    record(f"VQGAN {cfg.vqgan.channels} ch", "token bank build", nb, bank_chunk, n_steps=max(2, steps // 3))
+
+    # Iterative decoding to images
+    mage.eval()
+    g = cfg.generation
+    nd = min(g.batch_size, 250)
+
+    def decode():
+        out, _ = iterative_decode(mage, nd, g.steps, g.temperature, gen, return_history=False)
+        decode_ids(vq, out, device=device)
+
+    record(tag, f"generation: {g.steps} decoding steps + tokenizer decoder", nd, decode, n_steps=max(2, steps // 3))
+
+    # Probe feature extraction
+    mae.eval()
+    npb = 500
+
+    def mae_feats():
+        with torch.no_grad():
+            mae.features(to_float(images[:npb].to(device)))
+
+    def mage_feats():
+        mage.features(ids[:npb])
+
+    record(f"MAE {cfg.mae.dim}x{cfg.mae.depth}", "probe features (images)", npb, mae_feats, n_steps=max(2, steps // 3))
+    record(tag, "probe features (token ids)", npb, mage_feats, n_steps=max(2, steps // 3))
+    return rows
+
+
+def run(presets: list[str], threads: list[int], device: torch.device, steps: int) -> dict:
+    """The benchmark at every thread count: {"machine": ..., "runs": [{"threads", "matmul_gflops", "rows"}]}."""
+    machine = {"cpu": cpu_model(), "cores": available_cores(), "device": str(device), "torch": torch.__version__,
+               "python": platform.python_version(), "date": date.today().isoformat(),
+               "MAGE_LITE_JOBS": os.environ.get("MAGE_LITE_JOBS", "")}
+    out = {"machine": machine, "runs": []}
+    print(f"{machine['cpu']} | {machine['cores']} cores | device {device} | torch {machine['torch']}")
+    for n in threads:
+        if device.type == "cpu":
+            torch.set_num_threads(n)
+        torch.manual_seed(0)
+        peak = matmul_gflops(device)
+        print(f"\n{torch.get_num_threads()} threads | fp32 matmul (1024^3): {peak:.1f} GFLOP/s")
+        print(f"{'preset':6s} {'model':30s} {'what':46s} {'batch':>5s} {'img/s':>8s} {'GFLOP/call':>10s} "
+              f"{'GFLOP/s':>8s} {'of peak':>7s} {'input':>6s}")
+        rows = []
+        for name in presets:
+            for r in bench_preset(name, device, steps):
+                rows.append(r)
+                inp = "" if r["input_share"] is None else f"{r['input_share']:6.1%}"
+                print(f"{r['preset']:6s} {r['model']:30s} {r['what']:46s} {r['batch']:5d} {r['img_per_s']:8.0f} "
+                      f"{r['gflop_per_call']:10.2f} {r['achieved_gflops']:8.1f} {r['achieved_gflops'] / peak:7.0%} {inp}",
+                      flush=True)
+        out["runs"].append({"threads": torch.get_num_threads(), "matmul_gflops": peak, "rows": rows})
+    return out
+
+
+def render_table(bench: dict) -> str:
+    """The README's benchmark table: one row per (preset, model, what), one images/s column per thread count."""
+    runs = bench["runs"]
+    m = bench["machine"]
+    head = (f"Measured {m['date']} with `python -m mage_lite.bench --threads {' '.join(str(r['threads']) for r in runs)}` "
+            f"on {m['cpu']} ({m['cores']} cores, {m['device']}, torch {m['torch']}), nothing else running. "
+            + "; ".join(f"fp32 matmul {r['matmul_gflops']:.0f} GFLOP/s at {r['threads']} thread(s)" for r in runs) + ".")
+    cols = [f"img/s, {r['threads']} thr" for r in runs]
+    last = runs[-1]
+    lines = [head, "", "| preset | model | what | batch | " + " | ".join(cols) + f" | GFLOP/call | GFLOP/s ({last['threads']} thr) "
+             f"| of matmul peak | batch production |", "|" + " --- |" * (8 + len(cols) - 1)]
+    for i, r in enumerate(last["rows"]):
+        speeds = " | ".join(f"{run['rows'][i]['img_per_s']:.0f}" for run in runs)
+        inp = "" if r["input_share"] is None else f"{100 * r['input_share']:.1f} %"
+        lines.append(f"| `{r['preset']}` | {r['model']} | {r['what']} | {r['batch']} | {speeds} | {r['gflop_per_call']:.2f} | "
+                     f"{r['achieved_gflops']:.1f} | {100 * r['achieved_gflops'] / last['matmul_gflops']:.0f} % | {inp} |")
+    lines += ["", f"Ratios of images/s from the same runs ({last['threads']} threads unless named):", ""]
+    lines += [f"- {k}: {v:.2f}x" for k, v in ratios(bench).items()]
+    return "\n".join(lines)
+
+
+def ratios(bench: dict) -> dict[str, float]:
+    """The ratios the README states, from the last thread count's rows: bank vs pre-tokenized, 2 vs 1 thread."""
+    out = {}
+    rows = bench["runs"][-1]["rows"]
+    by = {(r["preset"], r["what"]): r["img_per_s"] for r in rows}
+    for preset in dict.fromkeys(r["preset"] for r in rows):
+        pre, bank = by.get((preset, "training step, pre-tokenized ids")), by.get((preset, "training step, token bank"))
+        fly = by.get((preset, "training step, tokenizing on the fly"))
+        if pre and bank:
+            out[f"{preset}: MAGE pre-tokenized / bank"] = pre / bank
+            out[f"{preset}: MAGE bank / on the fly"] = bank / fly
+        pre_c, bank_c = (by.get((preset, f"training step, {k} (2 views)")) for k in ("pre-tokenized ids", "token bank"))
+        if pre_c and bank_c:
+            out[f"{preset}: MAGE-C pre-tokenized / bank"] = pre_c / bank_c
+        masked_c = by.get((preset, "training step, token bank (2 views), InfoNCE on the masked pass"))
+        if pre and bank_c and masked_c:  # time per image of MAGE-C over that of two MAGE passes on pre-tokenized ids
+            out[f"{preset}: MAGE-C bank step / two MAGE pre-tokenized passes"] = pre / (2 * bank_c)
+            out[f"{preset}: MAGE-C bank step, InfoNCE on the masked pass / two MAGE pre-tokenized passes"] = pre / (2 * masked_c)
+    if len(bench["runs"]) > 1:
+        first, last = bench["runs"][0], bench["runs"][-1]
+        for a, b in zip(first["rows"], last["rows"]):
+            if a["what"].startswith("training step"):
+                out[f"{a['preset']}: {a['model']} {a['what']}: {last['threads']} / {first['threads']} threads"] = \
+                    b["img_per_s"] / a["img_per_s"]
+    return out
+
+
+def record_ci(log_path: str, out: str) -> dict:
+    """Read a clean-clone ``.ci/run`` log made with ``date``, then ``time bash .ci/run``, and write its figures to ``out``.
+
+    The log's first line is the date the run started (``date -u +%F``); pytest's closing line
+    gives the tests and pytest's own time; ``real XmY.Zs`` (bash's ``time``) the whole script.
+    """
+    text = Path(log_path).read_text()
+    day = text.splitlines()[0].strip()
+    closing = re.findall(r"=+ (.*?) in ([\d.]+)s", text)
+    if not closing:
+        raise ValueError(f"{log_path} has no pytest closing line; record a finished .ci/run")
+    counts, pytest_s = closing[-1]
+    real = re.findall(r"real\s+(\d+)m([\d.]+)s", text)
+    if not real:
+        raise ValueError(f"{log_path} has no 'real' line; run the script under bash's time")
+    record = {"date": day, "cpu": cpu_model(), "cores": available_cores(), "tests": counts,
+              "pytest_s": float(pytest_s), "script_s": int(real[-1][0]) * 60 + float(real[-1][1])}
+    save_json(record, out)
+    return record
+
+
+def render_ci(record: dict) -> str:
+    """The README's sentence on how long CI takes."""
+    return (f"A clean-clone `CI=true bash .ci/run` on an otherwise idle {record['cores']}-core machine "
+            f"({record['cpu']}), measured {record['date']}: {record['tests']} in {record['pytest_s'] / 60:.1f} min "
+            f"of pytest, {record['script_s'] / 60:.1f} min for the whole script including the install.")
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m mage_lite.bench", description=__doc__.split("\n")[0])
-    ap.add_argument("--presets", nargs="*", default=["ci", "cpu"])
+    ap.add_argument("--presets", nargs="+", default=["ci", "cpu"], help=f"preset sizes to time ({', '.join(PRESET_NAMES)})")
+    ap.add_argument("--threads", nargs="+", type=int, default=None,
+                    help="torch thread counts to time, one after the other (default: the project's thread policy)")
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--steps", type=int, default=10, help="timed steps per preset")
+    ap.add_argument("--steps", type=int, default=10, help="timed calls per training step (a third of that for the rest)")
+    ap.add_argument("--out", default="", help="write the figures and the machine to this JSON file")
+    ap.add_argument("--render", default="", metavar="JSON", help="only re-render README.md's benchmark table from JSON")
+    ap.add_argument("--record-ci", nargs=2, metavar=("LOG", "JSON"), help="write a .ci/run log's figures to JSON")
+    ap.add_argument("--render-ci", default="", metavar="JSON", help="only re-render README.md's CI time from JSON")
     args = ap.parse_args(argv)
-    device = pick_device(args.device)
-    torch.manual_seed(0)
-    peak = matmul_gflops(device)
-    print(f"device {device}, {torch.get_num_threads()} threads | fp32 matmul (1024^3): {peak:.1f} GFLOP/s")
-    print(f"{'preset':6s} {'model':34s} {'params':>7s} {'batch':>5s} {'img/s':>7s} {'GFLOP/step':>10s} "
-          f"{'GFLOP/s':>8s} {'of peak':>7s} {'input':>6s}")
-    for name in args.presets:
-        r = bench_preset(name, device, args.steps)
-        print(f"{r['preset']:6s} {r['model']:34s} {r['params_M']:6.2f}M {r['batch']:5d} {r['img_per_s']:7.0f} "
-              f"{r['gflop_per_step']:10.2f} {r['achieved_gflops']:8.1f} {r['achieved_gflops'] / peak:6.0%} "
-              f"{r['input_share']:6.1%}")
+    try:
+        if args.render:
+            print(f"rendered {render_readme_block(args.render, TABLE_START, TABLE_END, render_table)} from {args.render}")
+            return 0
+        if args.record_ci:
+            print(render_ci(record_ci(*args.record_ci)))
+            return 0
+        if args.render_ci:
+            print(f"rendered {render_readme_block(args.render_ci, CI_START, CI_END, render_ci)} from {args.render_ci}")
+            return 0
+        for p in args.presets:
+            load_preset(p)
+        if args.steps < 1 or any(t < 1 for t in args.threads or [1]):
+            raise ConfigError(f"--steps and --threads must be at least 1, got {args.steps} and {args.threads}")
+        device = pick_device(args.device)
+    except (ConfigError, ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    bench = run(args.presets, args.threads or [torch.get_num_threads()], device, args.steps)
+    for k, v in ratios(bench).items():
+        print(f"{k}: {v:.2f}x")
+    if args.out:
+        save_json(bench, args.out)
+        print(f"wrote {args.out}")
     return 0
 
 

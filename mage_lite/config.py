@@ -6,18 +6,26 @@ refused with one sentence naming the valid choices.
 """
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .fd import FDClassifierConfig
 from .mae import MAEConfig
-from .mage import MAGEConfig
+from .mage import CONTRASTIVE_INPUTS, MAGEConfig
 from .probe import ProbeConfig
+from .token_bank import BankConfig
 from .train import TrainConfig
 from .vqgan import VQGANConfig
 
 
 class ConfigError(ValueError):
     """A bad preset name, parameter name or value; the message says what is valid."""
+
+
+def _is_number(x) -> bool:
+    """A finite int or float (bools are not numbers here)."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 @dataclass
@@ -30,6 +38,8 @@ class DataConfig:
     shapes_test: int = 1000  # size of the synthetic test split
 
     def __post_init__(self):
+        if len(self.crop_scale) != 2 or not all(_is_number(c) for c in self.crop_scale):
+            raise ValueError(f"data.crop_scale must be two numbers (low, high) with 0 < low <= high <= 1, got {self.crop_scale!r}")
         lo, hi = self.crop_scale
         if not 0 < lo <= hi <= 1:
             raise ValueError(f"data.crop_scale must satisfy 0 < low <= high <= 1, got {tuple(self.crop_scale)}")
@@ -42,19 +52,30 @@ class GenerationConfig:
     steps: int = 12  # iterative decoding steps T (MAGE: 12; 20 for its FID runs)
     temperature: float = 4.5  # choice temperature tau, annealed linearly to 0 (MAGE: 4.5; 6 for its FID runs)
     temperature_sweep: tuple = ()  # extra choice temperatures notebook 03 also scores (beside temperature)
-    samples: int = 1000  # images generated per model for fd_classifier (the real-image reference points use as many)
-    reference: int = 5000  # train images whose classifier features every fd_classifier is measured against
+    samples: int = 1000  # images generated per model for fd_classifier, KID, precision/recall (the real-image reference points use as many)
+    reference: int = 5000  # train images whose classifier features every generation metric is measured against
     eval_images: int = 2000  # test images for the masked-token accuracy
     batch_size: int = 250  # images decoded at once
+    noise_seeds: int = 3  # sampling seeds notebook 03 scores its MAGE with (the run's own samples are the first) to measure the metrics' sampling spread
+    kid_subsets: int = 100  # KID: random subsets the unbiased MMD^2 is averaged over (torch-fidelity: 100)
+    kid_subset_size: int = 1000  # KID: points per subset, capped by the set sizes (torch-fidelity: 1000)
+    pr_k: int = 3  # precision/recall: the k of the k-NN radii (Kynkaanniemi et al. 2019: 3)
 
     def __post_init__(self):
         self.temperature_sweep = tuple(self.temperature_sweep)
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError(f"generation.steps and generation.batch_size must be at least 1, got {self.steps} and {self.batch_size}")
+        if not all(_is_number(t) for t in self.temperature_sweep):
+            raise ValueError(f"generation.temperature_sweep must hold numbers >= 0, got {list(self.temperature_sweep)!r}")
         if self.temperature < 0 or any(t < 0 for t in self.temperature_sweep):
             raise ValueError("generation.temperature and generation.temperature_sweep must be >= 0")
         if self.samples < 2 or self.reference < 2 or self.eval_images < 1:
             raise ValueError("generation.samples and generation.reference must be >= 2 (a covariance needs two points), eval_images >= 1")
+        if self.noise_seeds < 1 or self.kid_subsets < 1 or self.kid_subset_size < 2:
+            raise ValueError(f"generation.noise_seeds and kid_subsets must be >= 1 and kid_subset_size >= 2, got "
+                             f"{self.noise_seeds}, {self.kid_subsets} and {self.kid_subset_size}")
+        if not 1 <= self.pr_k < min(self.samples, self.reference):
+            raise ValueError(f"generation.pr_k must be in [1, min(samples, reference) - 1], got {self.pr_k}")
 
 
 @dataclass
@@ -70,6 +91,7 @@ class Preset:
     vqgan_train: TrainConfig = field(default_factory=TrainConfig)
     mage: MAGEConfig = field(default_factory=MAGEConfig)  # codebook_size is taken from the tokenizer when built
     mage_train: TrainConfig = field(default_factory=TrainConfig)
+    bank: BankConfig = field(default_factory=BankConfig)  # MAGE's token bank: V augmented views per image, tokenized once
     mage_c_weight_sweep: tuple = ()  # extra contrastive weights (lambda) notebook 04 trains MAGE-C with
     mage_c_temperature_sweep: tuple = ()  # extra InfoNCE temperatures notebook 04 trains MAGE-C with
     mage_c_input_sweep: tuple = ()  # other encoder passes for InfoNCE notebook 04 trains MAGE-C with ("masked", "clean")
@@ -94,6 +116,7 @@ def _presets() -> dict[str, Preset]:
         vqgan_train=TrainConfig(steps=40, batch_size=32, base_lr=5e-3, warmup_steps=5, ckpt_every=10, log_every=5),
         mage=MAGEConfig(codebook_size=64, dim=64, depth=2, heads=2, decoder_depth=1, dropout=0.0),
         mage_train=TrainConfig(steps=30, batch_size=32, base_lr=6e-3, warmup_steps=5, ckpt_every=10, log_every=5),
+        bank=BankConfig(views=2),
         generation=GenerationConfig(steps=4, temperature=2.0, samples=64, reference=200, eval_images=200, batch_size=64),
         fd_classifier=FDClassifierConfig(width=8, feature_dim=32),
         fd_classifier_train=TrainConfig(steps=30, batch_size=64, base_lr=2e-3, warmup_steps=5, ckpt_every=10, log_every=5),
@@ -111,9 +134,14 @@ def _presets() -> dict[str, Preset]:
         # MAGE ~110 img/s on one thread with dropout 0, tokenizing included (measured): ~95 s per model, two models
         mage=MAGEConfig(codebook_size=256, dim=128, depth=4, heads=4, decoder_depth=2, dropout=0.0),
         mage_train=TrainConfig(steps=160, batch_size=64, base_lr=6e-3, warmup_steps=10, log_every=10),
-        generation=GenerationConfig(steps=8, temperature=2.0, samples=500, reference=2000, eval_images=2000),
-        fd_classifier=FDClassifierConfig(width=16, feature_dim=128),  # ~700 img/s: ~40 s, 47.8 % test top-1 (measured)
-        fd_classifier_train=TrainConfig(steps=200, batch_size=128, base_lr=2e-3, warmup_steps=15, log_every=10),
+        bank=BankConfig(views=2),
+        # 1000 samples (was 500): KID's standard subset size, P/R at 1000 vs 1000; generating 250 at 8 steps took
+        # 6.3 s with decoding (one niced thread on a loaded machine): about +60 s in notebook 03 (proposed, to measure)
+        generation=GenerationConfig(steps=8, temperature=2.0, samples=1000, reference=5000, eval_images=2000),
+        # ResNet 32/64/128 wide, 1 block a stage: ~700 img/s on one niced thread (20-step timing; 0.70x the old
+        # 16-wide convnet in the same loop), so 1200 x 128 images (~3 epochs) is ~2-3 min at 1.7x; >= 60 % expected, to measure
+        fd_classifier=FDClassifierConfig(width=32, blocks=1, feature_dim=128),
+        fd_classifier_train=TrainConfig(steps=1200, batch_size=128, base_lr=4e-3, warmup_steps=50, log_every=20),
     )
     cpu = Preset(
         name="cpu",
@@ -130,9 +158,13 @@ def _presets() -> dict[str, Preset]:
         # MAGE ~90 img/s on one thread with this larger tokenizer and dropout 0 (estimated from a step benchmark): ~9.5 min per model
         mage=MAGEConfig(codebook_size=512, dim=128, depth=4, heads=4, decoder_depth=2, dropout=0.0),
         mage_train=TrainConfig(steps=800, batch_size=64, base_lr=6e-3, warmup_steps=40, log_every=20),
-        generation=GenerationConfig(steps=12, temperature=2.0, temperature_sweep=(1.0, 4.5), samples=800, reference=5000),
-        fd_classifier=FDClassifierConfig(width=24, feature_dim=128),  # ~350 img/s: ~3 min
-        fd_classifier_train=TrainConfig(steps=500, batch_size=128, base_lr=2e-3, warmup_steps=25, log_every=20),
+        bank=BankConfig(views=4),
+        # 2000 samples (was 800) against 10,000: 250 samples at 12 steps took 10.8 s with decoding (one niced thread,
+        # loaded machine); 7 sample sets in notebook 03, a few minutes more (proposed, to measure)
+        generation=GenerationConfig(steps=12, temperature=2.0, temperature_sweep=(1.0, 4.5), samples=2000, reference=10000),
+        # the ci network trained ~2.2x as long (~6.7 epochs): ~4-6 min at 1.7x one thread; >= 75 % expected, to measure
+        fd_classifier=FDClassifierConfig(width=32, blocks=1, feature_dim=128),
+        fd_classifier_train=TrainConfig(steps=2600, batch_size=128, base_lr=4e-3, warmup_steps=100, log_every=20),
     )
     gpu = Preset(
         name="gpu",
@@ -148,9 +180,10 @@ def _presets() -> dict[str, Preset]:
         vqgan_train=TrainConfig(steps=5000, batch_size=128, base_lr=1e-3, warmup_steps=200, ckpt_every=1000, log_every=50),
         mage=MAGEConfig(codebook_size=1024, dim=256, depth=8, heads=8, decoder_depth=4, dropout=0.1),
         mage_train=TrainConfig(steps=8000, batch_size=512, base_lr=1.5e-4 * 10, warmup_steps=400, ckpt_every=1000, log_every=50),
+        bank=BankConfig(views=16, batch_size=2000),
         generation=GenerationConfig(steps=12, temperature=4.5, temperature_sweep=(2.0, 6.0), samples=10000, reference=10000,
                                     eval_images=10000, batch_size=1000),
-        fd_classifier=FDClassifierConfig(width=64, feature_dim=256),
+        fd_classifier=FDClassifierConfig(width=64, blocks=2, feature_dim=256),  # ~20 epochs of a ResNet-14 (not measured)
         fd_classifier_train=TrainConfig(steps=4000, batch_size=256, base_lr=2e-3, warmup_steps=200, ckpt_every=1000, log_every=50),
     )
     # The ablation report (python -m mage_lite.report): ci's models, every MAGE trained 2.5x as long.
@@ -166,18 +199,27 @@ PRESET_NAMES = tuple(_presets())
 
 
 def _coerce(value, default, key: str):
-    """Check ``value`` against the type of the default it replaces (ints may stand for floats)."""
+    """Check ``value`` against the type of the default it replaces (ints may stand for floats).
+
+    Numbers must be finite; a tuple's items must be numbers or strings (of the default's kind
+    when it has items).
+    """
     if isinstance(default, bool):
         if isinstance(value, bool):
             return value
     elif isinstance(default, (int, float)) and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise ConfigError(f"parameter {key!r} must be a finite number like {default!r}, not {value!r}")
         if isinstance(default, float) or float(value).is_integer():
             return type(default)(value)
     elif isinstance(default, tuple) and isinstance(value, (list, tuple)):
-        return tuple(value)
+        numeric = {_is_number(d) for d in default} or {True, False}  # what the default's items are: numbers, strings
+        if all((_is_number(v) or isinstance(v, str)) and _is_number(v) in numeric for v in value):
+            return tuple(value)
     elif isinstance(default, str) and isinstance(value, str):
         return value
-    raise ConfigError(f"parameter {key!r} takes a value like {default!r}, not {value!r}")
+    like = "a list of numbers or strings" if default == () else f"a value like {default!r}"
+    raise ConfigError(f"parameter {key!r} takes {like}, not {value!r}")
 
 
 def load_preset(name: str, overrides: dict | None = None, **top_level) -> Preset:
@@ -231,4 +273,28 @@ def load_preset(name: str, overrides: dict | None = None, **top_level) -> Preset
                 preset = dataclasses.replace(preset, **fields)
     except ValueError as e:
         raise ConfigError(str(e)) from None
+    _check_preset(preset)
     return preset
+
+
+def _check_preset(p: Preset) -> None:
+    """What no single section can check: the sweeps, the data source and the image size the models take."""
+    sweeps = (("mae_ratio_sweep", lambda r: _is_number(r) and 0 < r < 1, "a number in (0, 1)"),
+              ("mage_c_weight_sweep", lambda w: _is_number(w) and w > 0, "a number > 0"),
+              ("mage_c_temperature_sweep", lambda t: _is_number(t) and t > 0, "a number > 0"),
+              ("mage_c_input_sweep", lambda s: s in CONTRASTIVE_INPUTS, f"one of {', '.join(map(repr, CONTRASTIVE_INPUTS))}"))
+    for key, ok, valid in sweeps:
+        bad = [v for v in getattr(p, key) if not ok(v)]
+        if bad:
+            raise ConfigError(f"{key} holds {bad[0]!r}; each of its values must be {valid}")
+    d = p.data
+    if d.dataset.lower() not in ("shapes", "cifar10") and not (d.dataset and Path(d.dataset).expanduser().exists()):
+        raise ConfigError(f"data.dataset {d.dataset!r} is neither 'shapes', 'cifar10' nor an existing path; pass one of "
+                          "those, or the path of an image-folder directory, .zip or .tar.gz")
+    if d.dataset.lower() == "cifar10" and d.image_size != 32:
+        raise ConfigError(f"data.image_size {d.image_size} cannot be used with data.dataset 'cifar10', whose images are "
+                          "32 px; use 32, or pass the path of an image-folder copy to have it resized")
+    if not d.image_size == p.mae.image_size == p.vqgan.image_size:
+        raise ConfigError(f"data.image_size {d.image_size} does not match the models' input size (mae.image_size "
+                          f"{p.mae.image_size}, vqgan.image_size {p.vqgan.image_size}); use data.image_size="
+                          f"{p.mae.image_size}, or set all three to one size")

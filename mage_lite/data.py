@@ -164,16 +164,19 @@ def load_cifar10(data_dir: Path | None = None, progress: bool = True) -> ImageDa
         archive = data_dir / CIFAR10_ARCHIVE
         # Read the module globals at call time so tests can point them at a fake archive.
         url, md5 = CIFAR10_URL, CIFAR10_MD5
-        if archive.is_file():
-            got = _md5sum(archive)
-            if got != md5:
-                raise DatasetError(
-                    f"{archive} has an md5 mismatch (got {got}, expected {md5}); delete {archive} and run again, "
-                    f"or download it by hand from {url} into {data_dir}."
-                )
-        else:
-            _download(url, archive, md5, progress)
-        _extract_cifar10(archive, data_dir)
+        try:
+            if archive.is_file():
+                got = _md5sum(archive)
+                if got != md5:
+                    raise DatasetError(
+                        f"{archive} has an md5 mismatch (got {got}, expected {md5}); delete {archive} and run again, "
+                        f"or download it by hand from {url} into {data_dir}."
+                    )
+            else:
+                _download(url, archive, md5, progress)
+            _extract_cifar10(archive, data_dir)
+        except PermissionError:
+            raise DatasetError(f"Cannot write to {data_dir}; set MAGE_LITE_DATA_DIR to a writable folder.") from None
     return _read_cifar10_folder(folder)
 
 
@@ -355,6 +358,11 @@ def load_image_folder(
     with _open_source(path, kind, dir_names, progress) as (names, read):
         prefix, test_split = _resolve_layout(names, path)
         train, classes = _collect_split(names, prefix, "train", None, path)
+        if len(classes) < 2:
+            raise DatasetError(
+                f"{path} has one class folder in train/ ({classes[0]}), but a classification dataset needs at least "
+                "two; add a folder per class."
+            )
         test, _ = _collect_split(names, prefix, test_split, classes, path)
         train_images = _decode_all([n for n, _ in train], read, image_size, path, progress, "train")
         test_images = _decode_all([n for n, _ in test], read, image_size, path, progress, test_split)
@@ -397,6 +405,13 @@ def _is_image_name(name: str) -> bool:
     return os.path.splitext(parts[-1])[1].lower() in IMAGE_EXTENSIONS
 
 
+def _member_name(name: str) -> str:
+    """An archive member's path without leading './' (``tar czf x.tar.gz -C folder .`` writes them)."""
+    while name.startswith("./"):
+        name = name[2:]
+    return name
+
+
 def _scan_directory(root: Path) -> list[str]:
     """Relative posix paths of the image files under ``root``, sorted."""
     names = []
@@ -420,8 +435,9 @@ def _open_source(
             yield dir_names, lambda name: (path / name).read_bytes()
         elif kind == "zip":
             with zipfile.ZipFile(path) as zf:
-                names = [i.filename for i in zf.infolist() if not i.is_dir() and _is_image_name(i.filename)]
-                yield names, zf.read
+                members = {_member_name(i.filename): i for i in zf.infolist() if not i.is_dir()}
+                names = [n for n in members if _is_image_name(n)]
+                yield names, lambda name: zf.read(members[name])
         else:
             # A compressed tar can only be read front to back, so take all image bytes in one pass.
             blobs: dict[str, bytes] = {}
@@ -429,8 +445,8 @@ def _open_source(
                 desc=f"reading {path.name}", unit=" files", disable=not progress
             ) as bar:
                 for member in tf:
-                    if member.isfile() and _is_image_name(member.name):
-                        blobs[member.name] = tf.extractfile(member).read()
+                    if member.isfile() and _is_image_name(_member_name(member.name)):
+                        blobs[_member_name(member.name)] = tf.extractfile(member).read()
                         bar.update()
             yield list(blobs), blobs.__getitem__
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error) as exc:

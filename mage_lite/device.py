@@ -9,19 +9,48 @@ import torch.distributed as dist
 VALID_DEVICES = "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
 
 
-def set_cpu_threads() -> int:
-    """Threads for CPU work: ``$MAGE_LITE_THREADS`` if set, else one thread on machines with at
-    most two cores, else torch's default.
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
 
-    Why one: on the 2-vCPU build machines two OpenMP threads ran a training step up to 10x
-    slower than one (measured: 40 vs 500 images/s for the ci MAE), spinning at barriers.
+
+def concurrent_jobs() -> int:
+    """How many processes of this project share the cores: ``$MAGE_LITE_JOBS`` (set by the report
+    for its workers) times the processes torchrun starts on this machine when they train on the CPU."""
+    jobs = _positive_int_env("MAGE_LITE_JOBS", 1)
+    if not torch.cuda.is_available():
+        jobs *= _positive_int_env("LOCAL_WORLD_SIZE", 1)
+    return jobs
+
+
+def threads_for(cores: int, jobs: int) -> int:
+    """The thread policy: the cores shared evenly among the project's concurrent jobs, at least one each."""
+    return max(1, cores // max(1, jobs))
+
+
+def set_cpu_threads() -> int:
+    """Threads for CPU work: ``$MAGE_LITE_THREADS`` if set, else :func:`threads_for` (cores, jobs).
+
+    Why not more threads than cores in all: a busy OpenMP thread without a core of its own
+    waits at every barrier for a thread that is not running, so two jobs of two threads each
+    on two cores train slower than two jobs of one thread, while one job alone trains faster
+    with both cores (``python -m mage_lite.bench_threads`` measures both; the README shows it).
     """
-    wanted = os.environ.get("MAGE_LITE_THREADS")
-    if wanted:
-        torch.set_num_threads(int(wanted))
-    elif (os.cpu_count() or 1) <= 2:
-        torch.set_num_threads(1)
+    wanted = _positive_int_env("MAGE_LITE_THREADS", 0)
+    torch.set_num_threads(wanted or threads_for(available_cores(), concurrent_jobs()))
     return torch.get_num_threads()
+
+
+def _positive_int_env(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"${name} must be a whole number of at least 1, got {raw!r}; unset it for the default")
+    return int(raw)
 
 
 def pick_device(preference: str = "auto") -> torch.device:

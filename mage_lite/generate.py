@@ -1,4 +1,4 @@
-"""Iterative (MaskGIT-style) decoding with a MAGE model, as MAGE does it (REFERENCE.md section 4).
+"""Iterative (MaskGIT-style) decoding with a MAGE model, as MAGE does it (docs/method.md section 4).
 
 Start from a grid of [MASK] (the model prepends [C0]), nothing dropped. At each of T
 steps every unknown position is sampled from softmax(logits); already known tokens stay.

@@ -6,7 +6,7 @@ dropped from the encoder, the rest of the masked positions enter it as [MASK]. A
 class token [C0] sits at position 0. The decoder pads every masked position with [C],
 the encoder's projected output at position 0, and predicts the original tokens through a
 head tied to the (detached) token embedding. The loss is label-smoothed cross-entropy on
-the masked positions only. See REFERENCE.md section 3.
+the masked positions only. See docs/method.md section 3.
 
 Two switches turn it into the variants the later notebooks study: ``contrastive_weight > 0``
 adds MAGE-C's InfoNCE loss between two augmented views (notebook 04), and
@@ -317,19 +317,20 @@ class MAGE(nn.Module):
         return features
 
     def training_loss(self, batch: torch.Tensor, step: int):
-        """batch: images (B, 3, H, W) in [0, 1] (tokenized on the fly) or token ids (B, L) / (B, h, w).
+        """batch: images (B, 3, H, W) in [0, 1] (tokenized on the fly) or token ids (B, L) (from a token bank).
 
-        MAGE-C takes two views per image, (B, 2, 3, H, W): both are reconstructed, and the
+        MAGE-C takes two views per image, (B, 2, 3, H, W) or (B, 2, L): both are reconstructed, and the
         InfoNCE term pulls together the projected, average-pooled encoder outputs of the two
         views of an image: from an extra unmasked pass (``contrastive_input="clean"``) or from
         the reconstruction pass itself (``"masked"``: no extra encoder cost).
         """
         if self.cfg.contrastive:
-            if batch.dim() != 5 or batch.shape[1] != 2:
-                raise ValueError(f"MAGE-C trains on two views per image, (B, 2, 3, H, W), got {tuple(batch.shape)}; "
-                                 "sample batches with views=2")
+            two_views = batch.dim() == (5 if batch.is_floating_point() else 3) and batch.shape[1] == 2
+            if not two_views:
+                raise ValueError(f"MAGE-C trains on two views per image, images (B, 2, 3, H, W) or ids (B, 2, L), got "
+                                 f"{batch.dtype} {tuple(batch.shape)}; sample batches with views=2")
             B = batch.shape[0]
-            batch = batch.transpose(0, 1).flatten(0, 1)  # (2B, 3, H, W): all first views, then all second views
+            batch = batch.transpose(0, 1).flatten(0, 1)  # (2B, ...): all first views, then all second views
         if batch.is_floating_point():
             inp, ids = self.encode_images(batch)
         else:

@@ -1,12 +1,13 @@
 """Measuring a MAGE model: masked-token accuracy against the most-frequent-code baseline,
 linear probes on token sequences tokenized once, and batched unconditional generation.
 
-Shared by the MAGE notebooks (03-05); the generation metrics themselves are in ``fd.py``.
+Shared by the MAGE notebooks (03-05); the generation metrics themselves are in ``fd.py`` and
+``gen_metrics.py``.
 """
 
 import torch
 
-from .fd import FDReference, decode_ids, get_fd_classifier
+from .fd import FDReference, decode_ids, get_fd_classifier, shared_models_dir
 from .generate import iterative_decode
 from .probe import ProbeData, linear_probe, random_subset
 from .vqgan import encode_dataset
@@ -87,27 +88,74 @@ def generate(model, n: int, steps: int, temperature: float, seed: int = 0, batch
     return torch.cat(out)
 
 
+REF_IMAGES_SEED = 4  # fixes the train images every metric is measured against, for every run seed
+REAL_SEED = 5  # fixes the real test images of the reference points, for every run seed
+
+
 class GenerationScorer:
-    """fd_classifier for a notebook run: the preset's classifier, its fixed reference images, and
-    the two reference points every score is read against (real test images: the floor;
-    tokenizer reconstructions of them: the best these tokens allow). Notebooks 03-04.
+    """The generation metrics for a notebook run (03-04): the shared feature network, its fixed
+    reference images, and the two reference points every score is read against (real test
+    images: the floor; tokenizer reconstructions of them: the best these tokens allow).
+
+    The instrument does not depend on the run's seed: the feature network is shared (trained
+    once with a fixed seed, ``get_fd_classifier``) and the reference and real images are fixed
+    subsets, so two seeds of a run score in the same space against the same images. Only the
+    samples (``samples``, drawn with the run's seed unless told otherwise) change with it.
+
+    ``score(images)`` is ``fd_classifier`` (a float); ``metrics(images)`` is {"fd", "kid",
+    "kid_std", "precision", "recall"}. ``real`` and ``recon`` are the reference points'
+    fd_classifier, ``real_metrics`` and ``recon_metrics`` all their metrics.
     """
 
     def __init__(self, run, tokenizer):
         self.gen, self.seed, self.tokenizer = run.cfg.generation, run.seed, tokenizer
         self.classifier, self.classifier_acc = get_fd_classifier(
-            run.data, run.cfg.fd_classifier, run.cfg.fd_classifier_train, run.models_dir, run.device, run.seed)
-        train = run.data.train_images
-        self.ref = FDReference(self.classifier, train[random_subset(len(train), self.gen.reference, run.seed + 4)], run.device)
-        self.real_images = run.data.test_images[random_subset(len(run.data.test_images), self.gen.samples, run.seed + 5)]
-        self.real = self.ref.score(self.real_images)
-        self.recon = self.ref.score(decode_ids(tokenizer, encode_dataset(tokenizer, self.real_images, device=run.device)))
+            run.data, run.cfg.fd_classifier, run.cfg.fd_classifier_train, shared_models_dir(), run.device)
+        g, train = self.gen, run.data.train_images
+        self.ref = FDReference(self.classifier, train[random_subset(len(train), g.reference, REF_IMAGES_SEED)], run.device,
+                               kid_subsets=g.kid_subsets, kid_subset_size=g.kid_subset_size, pr_k=g.pr_k)
+        self.real_images = run.data.test_images[random_subset(len(run.data.test_images), g.samples, REAL_SEED)]
+        self.recon_images = decode_ids(tokenizer, encode_dataset(tokenizer, self.real_images, device=run.device))
+        self.real_metrics, self.recon_metrics = self.metrics(self.real_images), self.metrics(self.recon_images)
+        self.real, self.recon = self.real_metrics["fd"], self.recon_metrics["fd"]
 
-    def samples(self, model, temperature: float | None = None) -> torch.Tensor:
-        """The preset's number of unconditional samples as images (n, 3, H, W) in [0, 1]."""
+    def samples(self, model, temperature: float | None = None, seed: int | None = None) -> torch.Tensor:
+        """The preset's number of unconditional samples as images (n, 3, H, W) in [0, 1].
+
+        Drawn with the run's seed unless ``seed`` is given (``sampling_noise`` uses others).
+        """
         g = self.gen
         tau = g.temperature if temperature is None else temperature
-        return decode_ids(self.tokenizer, generate(model, g.samples, g.steps, tau, self.seed, g.batch_size))
+        return decode_ids(self.tokenizer, generate(model, g.samples, g.steps, tau, self.seed if seed is None else seed,
+                                                   g.batch_size))
 
     def score(self, images: torch.Tensor) -> float:
+        """fd_classifier of images (n, 3, H, W) against the reference images."""
         return self.ref.score(images)
+
+    def metrics(self, images: torch.Tensor) -> dict[str, float]:
+        """{"fd", "kid", "kid_std", "precision", "recall"} of images (n, 3, H, W), in one pass of features."""
+        return self.ref.metrics(images)
+
+    def sampling_noise(self, model, untrained_metrics: dict, first: dict | None = None) -> dict:
+        """The metrics' spread over sampling seeds for one trained model, next to the gap it is read against.
+
+        Scores ``gen.noise_seeds`` sample sets of ``model`` (seeds run seed, run seed + 1000, ...;
+        ``first``, when given, is the metrics of the run's own samples, not drawn again). The gap
+        is untrained model minus real test images (``untrained_metrics`` against ``real_metrics``):
+        the range a trained model's score moves in. Returns {"seeds", "fd", "kid" (one value per
+        seed), "fd_std", "kid_std" (sample std over seeds; 0 with one seed), "fd_gap", "kid_gap",
+        "fd_ratio", "kid_ratio" (std / gap, None when the gap is not positive; the report and
+        cpu presets are sized for at most 0.2)}.
+        """
+        seeds = [self.seed + 1000 * i for i in range(self.gen.noise_seeds)]
+        per_seed = [first if i == 0 and first is not None else self.metrics(self.samples(model, seed=s))
+                    for i, s in enumerate(seeds)]
+        out: dict = {"seeds": seeds}
+        for k in ("fd", "kid"):
+            vals = torch.tensor([m[k] for m in per_seed], dtype=torch.float64)
+            std = float(vals.std()) if len(vals) > 1 else 0.0
+            gap = untrained_metrics[k] - self.real_metrics[k]
+            out |= {k: vals.tolist(), f"{k}_std": std, f"{k}_gap": gap,
+                    f"{k}_ratio": std / gap if gap > 0 else None}
+        return out

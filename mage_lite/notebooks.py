@@ -2,7 +2,7 @@
 
     python -m mage_lite.notebooks run --preset ci                 # all notebooks
     python -m mage_lite.notebooks run --preset smoke --only 00 01 # some of them
-    python -m mage_lite.notebooks run --preset ci --dataset ../shared/data/cifar10-jpg.tar.gz \
+    python -m mage_lite.notebooks run --preset ci --dataset PATH/TO/cifar10-jpg.tar.gz \
         --set mae_train.steps=100 --seed 1
     python -m mage_lite.notebooks publish --preset cpu            # summary + figures -> reports/cpu/
     python -m mage_lite.notebooks list
@@ -13,13 +13,18 @@ name and the failing cell, and the command exits non-zero.
 """
 
 import argparse
+import errno
 import json
+import os
+import re
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 from .artifacts import REPO_ROOT, load_json, runs_root, save_json
 from .config import PRESET_NAMES, ConfigError, load_preset
+from .device import pick_device
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 KERNEL = "python3"  # named explicitly: the kernel of the environment mage_lite is installed in
@@ -59,17 +64,52 @@ def parameter_names(nb) -> set[str]:
 
 
 def parse_set(items: list[str]) -> dict:
-    """['mae_train.steps=100', 'data.crop_scale=[0.8,1]'] -> {...}; values are JSON, else strings."""
+    """['mae_train.steps=100', 'data.crop_scale=[0.8,1]'] -> {...}; values are JSON, else strings.
+
+    Every --set of the command line arrives here (repeated flags are merged); a key given
+    twice is refused rather than one value silently winning.
+    """
     out = {}
     for item in items or []:
         key, sep, raw = item.partition("=")
-        if not sep:
+        key = key.strip()
+        if not sep or not key:
             raise ConfigError(f"--set takes key=value (e.g. mae_train.steps=100), got {item!r}")
         try:
-            out[key.strip()] = json.loads(raw)
+            value = json.loads(raw)
         except json.JSONDecodeError:
-            out[key.strip()] = raw
+            value = raw
+        if key in out and out[key] != value:
+            raise ConfigError(f"--set {key} is given twice ({out[key]!r} and {value!r}); give each key once")
+        out[key] = value
     return out
+
+
+def cli(body: Callable[[], int]) -> int:
+    """Run a command-line ``body`` so that no input error or stop ends in a traceback.
+
+    Bad input (ConfigError, ValueError) prints ``error: ...`` and returns 2; Ctrl-C returns 130
+    with one line; a full disk names the file and returns 1.
+    """
+    try:
+        return body()
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+    except ValueError as e:  # ConfigError is one
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        if e.errno != errno.ENOSPC:
+            raise
+        print(f"error: the disk is full while writing {e.filename or 'a file'}; free space and rerun", file=sys.stderr)
+        return 1
+
+
+def resolve_dataset(dataset: str) -> str:
+    """A dataset path made absolute (kernels run in the repository root); names stay as they are."""
+    path = Path(dataset).expanduser()
+    return str(path.resolve()) if dataset and path.exists() else dataset
 
 
 def execute(book: Path, params: dict, out_dir: Path, progress: bool = True, name: str = "") -> Path:
@@ -92,6 +132,9 @@ def execute(book: Path, params: dict, out_dir: Path, progress: bool = True, name
         papermill.execute_notebook(nb, str(out), parameters=params, kernel_name=KERNEL, cwd=str(REPO_ROOT),
                                    progress_bar=progress, log_output=False)
     except papermill.PapermillExecutionError as e:
+        full = re.search(r"\[Errno 28\] [^:]*: '(.*)'", str(e.evalue))
+        if full:  # the kernel ran out of disk: say so as the runner's own writes do
+            raise OSError(errno.ENOSPC, "No space left on device", full.group(1)) from None
         raise NotebookFailed(
             f"{book.stem} failed in cell {e.cell_index} (execution count {e.exec_count}): {e.ename}: {e.evalue}; "
             f"the executed notebook with the traceback is {out}") from None
@@ -151,13 +194,24 @@ def publish(preset: str, dest: Path | None = None) -> Path:
 
 
 def run(preset: str, only: list[str] | None = None, dataset: str = "", seed: int = 0, device: str = "",
-        overrides: dict | None = None, progress: bool = True) -> dict[str, float]:
-    """Execute the chosen notebooks in order; returns {notebook: seconds}."""
-    load_preset(preset, overrides, dataset=dataset, device=device)  # refuse bad input before any kernel starts
+        overrides: dict | None = None, progress: bool = True, fresh: bool = False) -> dict[str, float]:
+    """Execute the chosen notebooks in order; returns {notebook: seconds}.
+
+    ``fresh``: every model (and token bank) the notebooks use is made again in this run, once,
+    instead of reused from an earlier one (later notebooks of the same run reuse what earlier
+    ones made afresh)."""
+    # Refuse bad input before any kernel starts.
+    cfg = load_preset(preset, overrides, dataset=dataset, device=device)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
+    try:
+        pick_device(cfg.device)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     books = select(only)
     params = {"preset": preset, "seed": seed}
     if dataset:
-        params["dataset"] = str(Path(dataset).resolve()) if Path(dataset).exists() else dataset
+        params["dataset"] = resolve_dataset(dataset)
     if device:
         params["device"] = device
     if overrides:
@@ -167,8 +221,10 @@ def run(preset: str, only: list[str] | None = None, dataset: str = "", seed: int
     command = "python -m mage_lite.notebooks run " + " ".join(
         [f"--preset {preset}", f"--only {' '.join(b.stem[:2] for b in books)}"]
         + ([f"--dataset {dataset}"] if dataset else []) + ([f"--seed {seed}"] if seed else [])
-        + ([f"--device {device}"] if device else [])
+        + ([f"--device {device}"] if device else []) + (["--fresh"] if fresh else [])
         + ([f"--set {' '.join(f'{k}={json.dumps(v)}' for k, v in overrides.items())}"] if overrides else []))
+    if fresh:  # read by mage_lite.artifacts in the kernels, which inherit the environment
+        os.environ["MAGE_LITE_FRESH_AFTER"] = str(time.time())
     timings = {}
     for book in books:
         print(f"== {book.stem} (preset {preset})", flush=True)
@@ -190,12 +246,14 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="execute notebooks with papermill")
     r.add_argument("--preset", default="smoke", help=f"one of {', '.join(PRESET_NAMES)}")
-    r.add_argument("--only", nargs="*", help="notebook numbers or names (default: all)")
+    r.add_argument("--only", nargs="+", help="notebook numbers or names (default: all)")
     r.add_argument("--dataset", default="", help="'shapes', 'cifar10' or a path to an image-folder dataset")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--device", default="", help="auto, cpu, cuda, cuda:N, mps")
-    r.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides, e.g. mae_train.steps=100")
+    r.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                   help="config overrides, e.g. mae_train.steps=100 (repeatable)")
     r.add_argument("--no-progress", action="store_true")
+    r.add_argument("--fresh", action="store_true", help="train every model again instead of reusing earlier runs' models")
     pub = sub.add_parser("publish", help="copy a finished run's summary and figures to reports/<preset>/")
     pub.add_argument("--preset", default="cpu")
     sub.add_parser("list", help="list the notebooks")
@@ -205,18 +263,18 @@ def main(argv: list[str] | None = None) -> int:
             print(b.stem)
         return 0
     if args.cmd == "publish":
+        return cli(lambda: print(f"published to {publish(args.preset)}") or 0)
+
+    def body() -> int:
         try:
-            print(f"published to {publish(args.preset)}")
-        except ConfigError as e:
+            run(args.preset, args.only, args.dataset, args.seed, args.device, parse_set(args.set), not args.no_progress,
+                args.fresh)
+        except NotebookFailed as e:
             print(f"error: {e}", file=sys.stderr)
             return 1
         return 0
-    try:
-        run(args.preset, args.only, args.dataset, args.seed, args.device, parse_set(args.set), not args.no_progress)
-    except (ConfigError, NotebookFailed) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
+
+    return cli(body)
 
 
 if __name__ == "__main__":

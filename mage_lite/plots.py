@@ -1,4 +1,4 @@
-"""Small matplotlib helpers the notebooks share: image grids and training curves."""
+"""Small matplotlib helpers the notebooks share: image grids, training curves, metric charts."""
 
 import matplotlib.pyplot as plt
 import torch
@@ -60,6 +60,30 @@ def bar_chart(values: dict[str, float], ylabel: str, ax=None, title: str = ""):
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=9)
     ax.tick_params(axis="x", labelrotation=20, labelsize=8)
+    return ax
+
+
+def precision_recall_chart(points: dict[str, tuple[float, float]], ax=None, title: str = "",
+                           colors: dict[str, str] | None = None):
+    """Generated sets as points in the precision-recall plane, both axes [0, 1], each point labelled.
+
+    points: {label: (precision, recall)}; ``colors`` per label (default tab:blue). Top right is
+    best: samples that look real (precision) and cover the real variety (recall).
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.2, 4))
+    colors = colors or {}
+    markers = "osD^vP*X"
+    for i, (label, (p, r)) in enumerate(points.items()):  # a legend, not annotations: nearby points stay readable
+        ax.scatter([p], [r], s=70, color=colors.get(label, "tab:blue"), marker=markers[i % len(markers)], zorder=3,
+                   edgecolor="white", linewidth=0.8, label=f"{label}: P {p:.2f}, R {r:.2f}")
+    ax.legend(fontsize=7, loc="best", framealpha=0.9)
+    ax.set_xlim(-0.02, 1.02), ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("precision: samples inside the real manifold")
+    ax.set_ylabel("recall: real images inside the samples' manifold")
+    ax.plot([0, 1], [0, 1], ls=":", c="lightgray", lw=1, zorder=1)
+    ax.grid(alpha=0.3)
+    ax.set_title(title, fontsize=9)
     return ax
 
 

@@ -1,13 +1,14 @@
 """The ablation report: every claim of the paper this project tests, measured over seeds.
 
-    python -m mage_lite.report --preset report --seeds 3 --dataset ../shared/data/cifar10-jpg.tar.gz
+    python -m mage_lite.report --preset report --seeds 3 --dataset PATH/TO/cifar10-jpg.tar.gz
     python -m mage_lite.report --preset smoke --seeds 1          # seconds: checks the machinery
     python -m mage_lite.report --preset report --render-only     # re-render from reports/report/metrics/
 
 Each arm of the grid is one notebook (03-05) executed by papermill with its parameters and
 config overrides, once per seed, two at a time on separate processes (``--jobs``). A run
-whose ``metrics.json`` is complete is reused, so an interrupted report resumes where it
-stopped; a run that fails is named in the report, with its error, and its rows say so.
+whose ``metrics.json`` is complete, with the same config and the same, unchanged data, is
+reused, so an interrupted report resumes where it stopped (workers die with the report, even
+on kill -9); a run that fails is named in the report, with its error, and its rows say so.
 
 The report goes to ``reports/<preset>/``: ``README.md`` (the table: mean +- std over seeds,
 the paper's ImageNet figure, and a verdict computed from the paired differences),
@@ -16,9 +17,12 @@ again) and ``notebooks/`` (the executed notebooks as HTML; not committed).
 """
 
 import argparse
+import ctypes
 import json
 import math
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -27,9 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .artifacts import REPO_ROOT, load_json, runs_root, save_json
+from .artifacts import REPO_ROOT, DamagedFileError, config_hash, load_json, runs_root, save_json
 from .config import PRESET_NAMES, ConfigError, load_preset
-from .notebooks import NOTEBOOK_DIR
+from .notebooks import NOTEBOOK_DIR, cli, resolve_dataset
 
 TABLE_START, TABLE_END = "<!-- report-table -->", "<!-- /report-table -->"
 
@@ -78,7 +82,7 @@ class Claim:
     a_label: str
     b_label: str
     higher_is_better: bool
-    paper: str  # the ImageNet figure (REFERENCE section 5), or what the paper gives instead
+    paper: str  # the ImageNet figure (docs/method.md section 9), or what the paper gives instead
 
 
 CLAIMS = (
@@ -195,12 +199,38 @@ def render_table(metrics: dict[str, dict[int, dict]]) -> str:
 
 # --- running the grid -----------------------------------------------------------------
 
-def _complete(arm: Arm, preset: str, seed: int) -> dict | None:
+def _data_mtime(path: Path) -> float:
+    """When the data at ``path`` last changed: an archive's mtime, or the newest of a folder's files."""
+    if path.is_file():
+        return path.stat().st_mtime
+    return max([path.stat().st_mtime] + [os.stat(os.path.join(d, f)).st_mtime for d, _, fs in os.walk(path) for f in fs])
+
+
+def _complete(arm: Arm, preset: str, seed: int, dataset: str = "") -> dict | None:
+    """The metrics of a finished run made with exactly what this run would use, else None.
+
+    The reuse key is the run's whole config (the preset with the arm's overrides and ``dataset``,
+    a path compared resolved; the device left out: the report does not choose it) and the data
+    itself: a run that started before its data files last changed is not reused.
+    """
     path = arm.run_dir(preset, seed) / "metrics.json"
     if not path.exists():
         return None
-    m = load_json(path)
-    return m if m.get("complete") and m.get("overrides", {}) == arm.overrides else None
+    try:
+        m = load_json(path)
+    except DamagedFileError:
+        return None
+    if not m.get("complete") or m.get("overrides", {}) != arm.overrides:
+        return None
+    want = load_preset(preset, arm.overrides, dataset=resolve_dataset(dataset)).to_dict()
+    if config_hash({**m.get("config", {}), "device": ""}) != config_hash({**want, "device": ""}):
+        return None
+    source = want["data"]["dataset"]
+    if source.lower() not in ("shapes", "cifar10"):
+        started = path.stat().st_mtime - m.get("elapsed_s", 0)
+        if _data_mtime(Path(source)) > started:
+            return None
+    return m
 
 
 def _task_command(arm: Arm, preset: str, seed: int, dataset: str) -> list[str]:
@@ -213,30 +243,68 @@ def _task_command(arm: Arm, preset: str, seed: int, dataset: str) -> list[str]:
             "--params", json.dumps(params), "--preset", preset]
 
 
+def _find_prctl():
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _find_prctl()
+PR_SET_PDEATHSIG = 1
+
+
+def start_worker(cmd: list[str], log, jobs: int) -> subprocess.Popen:
+    """Start one worker process that dies with the process that started it, even on kill -9.
+
+    On Linux the kernel sends the worker SIGKILL when the starting thread exits
+    (PR_SET_PDEATHSIG, set between fork and exec); the notebook kernel the worker starts
+    exits too, as ipykernel polls its parent (jupyter_client's JPY_PARENT_PID). Elsewhere
+    workers are started plainly. ``MAGE_LITE_JOBS`` tells the worker how many run at once.
+    """
+    parent = os.getpid()
+
+    def die_with_parent() -> None:
+        if _PRCTL is not None:
+            _PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL)
+            if os.getppid() != parent:  # the parent died before the call
+                os._exit(1)
+
+    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT, preexec_fn=die_with_parent,
+                            env={**os.environ, "MAGE_LITE_JOBS": str(jobs)})
+
+
 def run_grid(preset: str, seeds: int, dataset: str = "", jobs: int = 2, arms: tuple = ARMS) -> dict:
     """Run every (arm, seed) not finished yet; returns {"arm/seed": {"status", "seconds", "error"}}."""
-    load_preset(preset, dataset=dataset)  # refuse a bad preset or dataset name before starting anything
-    if dataset and Path(dataset).exists():
-        dataset = str(Path(dataset).resolve())
+    load_preset(preset, dataset=dataset)  # refuse a bad preset or dataset before starting anything
+    dataset = resolve_dataset(dataset)
     log_dir = runs_root() / preset / "report"
     log_dir.mkdir(parents=True, exist_ok=True)
     status_path = log_dir / "status.json"
-    status = load_json(status_path) if status_path.exists() else {}
+    try:
+        status = load_json(status_path) if status_path.exists() else {}
+    except DamagedFileError:  # rebuilt from the runs' own metrics below
+        status = {}
     pending = [(a, s) for s in range(seeds) for a in arms]
     pending.sort(key=lambda t: (t[0].after != "", t[1]))  # every seed's base first: it trains what the others reuse
+    todo = []
     for a, s in pending:
-        if _complete(a, preset, s):
+        if _complete(a, preset, s, dataset):
             status.setdefault(f"{a.name}/{s}", {"status": "done", "seconds": None})
             status[f"{a.name}/{s}"]["status"] = "done"
-    todo = [(a, s) for a, s in pending if status.get(f"{a.name}/{s}", {}).get("status") != "done"]
+        else:  # forget what an earlier invocation said (done on other data, failed): it runs again
+            status.pop(f"{a.name}/{s}", None)
+            todo.append((a, s))
     print(f"report {preset}: {len(pending)} runs in the grid, {len(pending) - len(todo)} already finished, {len(todo)} to run "
           f"({jobs} at a time)", flush=True)
+    procs: dict = {}  # (arm, seed) -> the worker process, to stop them on Ctrl-C
 
     def launch(a: Arm, s: int):
         log = log_dir / f"{a.name}-seed{s}.log"
         t0 = time.perf_counter()
         with open(log, "w") as fh:
-            rc = subprocess.run(_task_command(a, preset, s, dataset), stdout=fh, stderr=subprocess.STDOUT, cwd=REPO_ROOT).returncode
+            procs[a.name, s] = start_worker(_task_command(a, preset, s, dataset), fh, jobs)
+            rc = procs.pop((a.name, s)).wait()
         return rc, round(time.perf_counter() - t0, 1), log
 
     def state(a: Arm, s: int) -> str:
@@ -265,26 +333,42 @@ def run_grid(preset: str, seeds: int, dataset: str = "", jobs: int = 2, arms: tu
                     status[f"{a.name}/{s}"] = {"status": "skipped", "seconds": None, "error": f"needs {a.after} (seed {s}), not run"}
                 save_json(status, status_path)
                 break
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            try:
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            except KeyboardInterrupt:  # stop the workers too (their runs resume on the next invocation)
+                for proc in list(procs.values()):
+                    proc.terminate()
+                raise
             for fut in finished:
                 a, s = running.pop(fut)
                 rc, secs, log = fut.result()
-                entry = {"status": "done" if rc == 0 else "failed", "seconds": secs}
+                entry = {"status": "done" if rc == 0 else "failed", "seconds": secs, "token_banks_built": _banks_built(a, preset, s)}
                 if rc:
                     tail = [line for line in log.read_text().splitlines() if line.strip()][-1:] or ["(no output)"]
                     entry["error"] = f"exit code {rc}: {tail[0][:300]} (full log: {log})"
                 status[f"{a.name}/{s}"] = entry
                 print(f"  {entry['status']} {a.name} seed {s} in {secs / 60:.1f} min", flush=True)
             save_json(status, status_path)
+    built = sum(e.get("token_banks_built", 0) for e in status.values())
+    print(f"token banks built by the runs of this report: {built}", flush=True)
     return status
 
 
-def collect(preset: str, seeds: int, arms: tuple = ARMS) -> dict[str, dict[int, dict]]:
-    """metrics[arm][seed] of every complete run (the config left out)."""
+def _banks_built(arm: Arm, preset: str, seed: int) -> int:
+    """How many token banks a finished run built (rather than reused), from its metrics.json."""
+    try:
+        m = load_json(arm.run_dir(preset, seed) / "metrics.json")
+    except (DamagedFileError, FileNotFoundError):
+        return 0
+    return sum(bool(b.get("built")) for b in m.get("token_banks", {}).values())
+
+
+def collect(preset: str, seeds: int, dataset: str = "", arms: tuple = ARMS) -> dict[str, dict[int, dict]]:
+    """metrics[arm][seed] of every complete run on ``dataset`` (the config left out)."""
     out: dict[str, dict[int, dict]] = {}
     for a in arms:
         for s in range(seeds):
-            m = _complete(a, preset, s)
+            m = _complete(a, preset, s, dataset)
             if m:
                 out.setdefault(a.name, {})[s] = {k: v for k, v in m.items() if k != "config"}
     return out
@@ -399,12 +483,16 @@ def _task(args) -> int:
 
     book = NOTEBOOK_DIR / f"{args.notebook}.py"
     out_dir = runs_root() / args.preset / "report" / "notebooks"
-    try:
-        execute(book, json.loads(args.params), out_dir, progress=False, name=args.name)
-    except (ConfigError, NotebookFailed) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
+
+    def body() -> int:
+        try:
+            execute(book, json.loads(args.params), out_dir, progress=False, name=args.name)
+        except NotebookFailed as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        return 0
+
+    return cli(body)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -422,14 +510,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="", help="report folder (default reports/<preset>)")
     ap.add_argument("--render-only", action="store_true", help="re-render README.md from the report's metrics/ folder")
     args = ap.parse_args(argv)
+    return cli(lambda: _report(args))
+
+
+def _report(args) -> int:
+    """The report command: refuse bad input up front, run the grid, write the report."""
     out = Path(args.out) if args.out else REPO_ROOT / "reports" / args.preset
     if args.seeds < 1 or args.jobs < 1:
-        print("error: --seeds and --jobs must be at least 1", file=sys.stderr)
-        return 1
+        raise ConfigError(f"--seeds and --jobs must be at least 1, got {args.seeds} and {args.jobs}")
     if args.render_only:
         if not (out / "README.md").exists():
-            print(f"error: no report in {out}; run without --render-only first", file=sys.stderr)
-            return 1
+            raise ConfigError(f"--render-only needs a report in {out}, and there is none; run without --render-only first")
         text = (out / "README.md").read_text()
         fresh = render_table(load_report_metrics(out))
         (out / "README.md").write_text(text.replace(table_from_readme(text), fresh))
@@ -438,12 +529,8 @@ def main(argv: list[str] | None = None) -> int:
     command = " ".join(["python -m mage_lite.report", f"--preset {args.preset}", f"--seeds {args.seeds}"]
                        + ([f"--dataset {args.dataset}"] if args.dataset else []) + ([f"--jobs {args.jobs}"] if args.jobs != 2 else []))
     t0 = time.perf_counter()
-    try:
-        status = run_grid(args.preset, args.seeds, args.dataset, args.jobs)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    metrics = collect(args.preset, args.seeds)
+    status = run_grid(args.preset, args.seeds, args.dataset, args.jobs)
+    metrics = collect(args.preset, args.seeds, args.dataset)
     path = write_report(args.preset, args.seeds, status, metrics, command, out, time.perf_counter() - t0)
     html = runs_root() / args.preset / "report" / "notebooks"
     (out / "notebooks").mkdir(exist_ok=True)

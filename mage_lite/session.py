@@ -19,6 +19,7 @@ from .device import pick_device
 from .mae import MAE
 from .mage import MAGE, MAGEConfig
 from .probe import ProbeData
+from .token_bank import BankConfig, BankSampler, get_or_build_bank
 from .train import TrainConfig, fit
 from .vqgan import VQGAN
 
@@ -44,6 +45,7 @@ class NotebookRun:
         self.dir = runs_root() / preset / (f"{notebook}--{tag}" if tag else notebook) / f"seed{seed}"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.models_dir = runs_root() / preset / "models"
+        self.model_dirs: dict[str, Path] = {}  # name -> folder of each model this run trained or reused
         self.started = time.perf_counter()
         torch.manual_seed(seed)
         self.metrics: dict = {"notebook": notebook, "preset": preset, "seed": seed, "device": str(self.device),
@@ -74,28 +76,38 @@ class NotebookRun:
         return ProbeData(self.data, self.cfg.probe, self.seed)
 
     def train(self, name: str, build: Callable[[], nn.Module], train_cfg: TrainConfig, model_config,
-              crop_scale: tuple | None = None, depends_on: dict | None = None, views: int = 1) -> tuple[nn.Module, list[dict]]:
+              crop_scale: tuple | None = None, depends_on: dict | None = None, views: int = 1,
+              make_sampler: Callable[[], Callable] | None = None, retrain: bool = False) -> tuple[nn.Module, list[dict]]:
         """Train ``build()`` with the shared loop, or reuse the same model trained earlier.
 
-        The reuse key covers the model and training configs, the data, the crop, the seed and
-        ``depends_on``: anything else the weights depend on (e.g. :meth:`tokenizer_key`).
+        The reuse key covers the model and training configs, the data, the crop, the seed,
+        ``depends_on`` (anything else the weights depend on, e.g. :meth:`tokenizer_key`) and the
+        source code of the model, the training loop and the samplers, so an edit retrains;
+        ``retrain=True`` (or ``notebooks run --fresh``) trains it anew anyway. Batches come
+        from ``make_sampler()`` (called only if the model has to be trained), by default
+        augmented images (:meth:`sampler`).
         """
         crop = tuple(crop_scale or self.cfg.data.crop_scale)
         key = {"model": dataclasses.asdict(model_config), "train": dataclasses.asdict(train_cfg),
                "data": self.data.source, "image_size": self.cfg.data.image_size, "crop_scale": crop,
                "hflip": self.cfg.data.hflip, "seed": self.seed, **({"depends_on": depends_on} if depends_on else {}),
                **({"views": views} if views != 1 else {})}
-        sampler = self.sampler(crop, views)
 
         def run(model, run_dir):
+            sampler = make_sampler() if make_sampler else self.sampler(crop, views)
             return fit(model, sampler, train_cfg, run_dir, seed=self.seed, device=self.device, desc=name)
 
-        model, history, _ = get_or_train(name, key, build, run, self.models_dir, self.device)
+        model, history, self.model_dirs[name] = get_or_train(name, key, build, run, self.models_dir, self.device,
+                                                             code=(fit, BankSampler if make_sampler else BatchSampler),
+                                                             retrain=retrain)
         return model, history
 
     def tokenizer_key(self) -> dict:
-        """What identifies the preset's tokenizer; pass it as ``depends_on`` for models trained on its tokens."""
-        return {"vqgan": dataclasses.asdict(self.cfg.vqgan), "vqgan_train": dataclasses.asdict(self.cfg.vqgan_train)}
+        """What identifies the preset's tokenizer; pass it as ``depends_on`` for models trained on its tokens.
+
+        Once :meth:`tokenizer` has run, this includes its run folder, whose name covers its code too."""
+        key = {"vqgan": dataclasses.asdict(self.cfg.vqgan), "vqgan_train": dataclasses.asdict(self.cfg.vqgan_train)}
+        return {**key, "run": self.model_dirs["vqgan"].name} if "vqgan" in self.model_dirs else key
 
     def tokenizer(self) -> "VQGAN":
         """The preset's VQGAN tokenizer (frozen, eval mode), trained now or reused from an earlier run.
@@ -108,6 +120,20 @@ class NotebookRun:
                                                    self.cfg.vqgan)
         return model.requires_grad_(False).eval()
 
+    def token_bank(self, tokenizer: nn.Module, crop_scale: tuple | None = None) -> torch.Tensor:
+        """The preset's token bank for ``tokenizer`` (:meth:`tokenizer`'s): ids (N, V, L) of V augmented
+        views of every training image, built once and shared by every MAGE-family run that uses
+        this tokenizer and crop (see :mod:`mage_lite.token_bank`)."""
+        if "vqgan" not in self.model_dirs:
+            raise RuntimeError("the token bank is built from the preset's tokenizer: call run.tokenizer() first")
+        crop = tuple(crop_scale or self.cfg.data.crop_scale)
+        t0 = time.perf_counter()
+        ids, path, built = get_or_build_bank(tokenizer, self.model_dirs["vqgan"].name, self.data.train_images, self.cfg.bank,
+                                      crop, self.cfg.data.hflip, self.models_dir, self.device)
+        self.metrics.setdefault("token_banks", {})[path.parent.name] = {
+            "views": self.cfg.bank.views, "crop_scale": crop, "built": built, "seconds": round(time.perf_counter() - t0, 1)}
+        return ids
+
     def mage_config(self, tokenizer: nn.Module, **changes) -> MAGEConfig:
         """The preset's MAGE config sized to ``tokenizer`` (codebook, sequence length, feature width), plus ``changes``."""
         return dataclasses.replace(self.cfg.mage, codebook_size=tokenizer.codebook_size, num_tokens=tokenizer.num_tokens,
@@ -119,12 +145,21 @@ class NotebookRun:
 
         Any notebook asking for the same name, config, crop and tokenizer gets the same model
         (notebooks 04 and 05 reuse notebook 03's). MAGE-C (``contrastive_weight > 0``) trains on
-        two views per image.
+        two views per image. Its batches are token ids from the preset's token bank
+        (``bank.views > 0``), or images tokenized on the fly (``bank.views = 0``, and always for
+        the continuous-input arm).
         """
         cfg = self.mage_config(tokenizer, **changes)
         views = 2 if cfg.contrastive else 1
+        # The continuous-input arm reads unquantized features, which the bank does not hold.
+        bank = self.cfg.bank if cfg.input == "tokens" else BankConfig(views=0)
+        if views == 2 and bank.views == 1:
+            raise ValueError("MAGE-C needs two different views per image but bank.views is 1; "
+                             "set bank.views to at least 2, or 0 to tokenize on the fly")
+        make_sampler = (lambda: BankSampler(self.token_bank(tokenizer, crop_scale), self.device, views)) if bank.views else None
         return self.train(name, lambda: MAGE(cfg).set_tokenizer(tokenizer), train_cfg or self.cfg.mage_train, cfg,
-                          crop_scale=crop_scale, depends_on=self.tokenizer_key(), views=views)
+                          crop_scale=crop_scale, depends_on={**self.tokenizer_key(), "bank_views": bank.views},
+                          views=views, make_sampler=make_sampler)
 
     def mae(self, norm_pix: bool = True, mask_ratio: float | None = None) -> tuple[nn.Module, list[dict]]:
         """The preset's MAE with this target and mask ratio, trained now or reused (notebooks 01, 03)."""

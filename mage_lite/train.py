@@ -22,7 +22,7 @@ import torch.distributed as dist
 import torch.nn as nn
 from tqdm.auto import tqdm
 
-from .artifacts import atomic_torch_save, load_state
+from .artifacts import DamagedFileError, atomic_torch_save, load_state
 from .device import autocast, distributed_context
 
 
@@ -114,8 +114,16 @@ def fit(
     opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=peak_lr, betas=(cfg.beta1, cfg.beta2))
 
     start, history = 0, []
+    state = None
     if ckpt_path.exists():
-        state = load_state(ckpt_path, device)
+        try:
+            state = load_state(ckpt_path, device)
+        except DamagedFileError as e:
+            # A checkpoint is only a resume point: set it aside and train from the start.
+            if rank == 0:
+                ckpt_path.replace(ckpt_path.with_name("checkpoint.pt.damaged"))
+            print(f"warning: {e.path} {e.problem}; moved it aside to checkpoint.pt.damaged and training {desc} from step 0")
+    if state is not None:
         if state.get("train_config") != asdict(cfg):
             raise ValueError(
                 f"{ckpt_path} was written with another training config; delete {run_dir} to start this run afresh"

@@ -216,7 +216,7 @@ plt.show()
 # %% [markdown]
 # ## Measured results
 #
-# `python -m mage_lite.notebooks run --preset cpu --only 00 01 --dataset ../shared/data/cifar10-jpg.tar.gz`
+# `python -m mage_lite.notebooks run --preset cpu --only 00 01 --dataset PATH/TO/cifar10-jpg.tar.gz`
 # (the offline JPEG copy of CIFAR-10; seed 0; 2 CPU cores, one torch thread, sharing the
 # machine with other jobs): 50.6 minutes for this notebook, four MAEs of 1400 steps x 128
 # images each (about 3.6 epochs), at 300-330 images/s under that load (about 490 alone).

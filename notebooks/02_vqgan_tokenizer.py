@@ -358,7 +358,7 @@ print(f"the 16 most used codes cover {share.sum():.1f} % of test tokens")
 #
 # ## Measured results
 #
-# `python -m mage_lite.notebooks run --preset cpu --only 02 --dataset ../shared/data/cifar10-jpg.tar.gz`
+# `python -m mage_lite.notebooks run --preset cpu --only 02 --dataset PATH/TO/cifar10-jpg.tar.gz`
 # (offline JPEG CIFAR-10, seed 0, one CPU thread sharing 2 cores with two other trainings):
 # 35.4 minutes, two tokenizers of 1200 steps x 32 images at about 48 images/s. On 2,000
 # random test images:

@@ -35,7 +35,7 @@
 # when they ran first in the preset): `smoke` under a minute · `ci` about 6 min (measured 12.8 min, shared machine) · `cpu` about
 # 1.5 h (measured 89 min on a 2-core machine shared with three other jobs: five MAGE-C
 # models plus the crop ablation) · `gpu` not measured.
-# Everything follows `../shared/REFERENCE.md` section 3; section 7 below lists what is
+# Everything follows `docs/method.md` sections 3 and 5; section 7 below lists what is
 # unconfirmed and what this notebook chose.
 
 # %% tags=["parameters"]
@@ -301,7 +301,7 @@ if crop_ablation:
 # - Generation pays little or nothing in the paper; here compare `fd_classifier` of the two
 #   with the gap between the real-image floor and the tokenizer ceiling in mind.
 #
-# ## 7. Choices the paper leaves open (REFERENCE section 3: unconfirmed)
+# ## 7. Choices the paper leaves open (docs/method.md section 5: unconfirmed)
 #
 # | detail | chosen here | why |
 # | --- | --- | --- |
@@ -323,7 +323,7 @@ if crop_ablation:
 # ## Measured results
 #
 # **`ci`**, seed 0, real CIFAR-10 (the offline JPEG copy), run inside the CI suite
-# (`python -m mage_lite.notebooks run --preset ci --dataset ../shared/data/cifar10-jpg.tar.gz`;
+# (`python -m mage_lite.notebooks run --preset ci --dataset PATH/TO/cifar10-jpg.tar.gz`;
 # 12.8 min on a 2-core machine shared with three other jobs). 160 steps; probe and k-NN on
 # 10,000 / 5,000 images; fd_classifier on 500 samples (real images 0.78, tokenizer
 # reconstructions 42.9):
@@ -342,7 +342,7 @@ if crop_ablation:
 #
 # **`cpu`**:
 #
-# `python -m mage_lite.notebooks run --preset cpu --only 04 --dataset ../shared/data/cifar10-jpg.tar.gz` (89 min on the 2-vCPU machine, shared with the ablation report and CI
+# `python -m mage_lite.notebooks run --preset cpu --only 04 --dataset PATH/TO/cifar10-jpg.tar.gz` (89 min on the 2-vCPU machine, shared with the ablation report and CI
 # runs, so an upper bound; seed 0). MAGE: 800 steps x 64 images; MAGE-C: 800 steps x 32 images x 2 views,
 # lambda 0.1, temperature 0.2, InfoNCE on the clean pass. Probe and k-NN: 20,000 train images, full test split;
 # fd_classifier: 800 samples (lower is better; real test images 0.74, tokenizer reconstructions 27.4).

@@ -181,7 +181,7 @@ plt.show()
 # ## Measured results
 #
 # `ci` preset, seed 0, real CIFAR-10 (the offline JPEG copy), run inside the CI suite
-# (`python -m mage_lite.notebooks run --preset ci --dataset ../shared/data/cifar10-jpg.tar.gz`;
+# (`python -m mage_lite.notebooks run --preset ci --dataset PATH/TO/cifar10-jpg.tar.gz`;
 # 5.4 min on a 2-core machine shared with three other jobs; both MAGEs 160 steps x 64 images):
 #
 # | | tokens | continuous features |

@@ -20,7 +20,7 @@ def cifar_archive() -> Path:
 
 
 def pytest_configure(config):
-    # One thread on small machines (see mage_lite.device.set_cpu_threads): faster and steadier.
+    # The project's thread policy (see mage_lite.device.set_cpu_threads): the cores shared among its jobs.
     from mage_lite.device import set_cpu_threads
 
     set_cpu_threads()

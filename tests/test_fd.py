@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from mage_lite import fd
+from mage_lite import fd, gen_metrics
 from mage_lite.data import make_shapes
 from mage_lite.train import TrainConfig
 from mage_lite.vqgan import VQGAN, VQGANConfig
@@ -128,3 +128,75 @@ def test_decode_ids_in_batches_matches_one_call():
     with torch.no_grad():
         assert torch.allclose(out, vq.decode_ids(ids), atol=1e-6)
     assert out.shape == (5, 3, 32, 32) and 0 <= out.min() and out.max() <= 1 and not out.requires_grad
+
+
+# --- the shared feature network ----------------------------------------------------------------
+
+def test_feature_network_is_a_resnet_of_the_configured_size():
+    cfg = fd.FDClassifierConfig(width=4, blocks=2, feature_dim=12)
+    net = fd.FDClassifier(cfg, num_classes=10).eval()
+    blocks = [m for m in net.modules() if isinstance(m, fd.ResidualBlock)]
+    assert len(blocks) == 3 * 2 and sum(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules()) >= 13
+    for side in (32, 48):  # global average pooling: any size works
+        x = torch.rand(3, 3, side, side)
+        assert net.features(x).shape == (3, 12) and net(x).shape == (3, 10)
+    with pytest.raises(ValueError, match="blocks"):
+        fd.FDClassifierConfig(blocks=0)
+
+
+def test_the_cache_key_ignores_the_run_seed_and_one_network_is_shared(tmp_path, monkeypatch):
+    data = make_shapes(128, 32, 32, seed=0)
+    cfg = fd.FDClassifierConfig(width=4, feature_dim=8)
+    train = TrainConfig(steps=2, batch_size=8, base_lr=1e-3, warmup_steps=1, ckpt_every=2, log_every=1)
+    key = fd.feature_net_key(data, cfg, train)
+    assert "seed" not in key and key["train_seed"] == fd.FEATURE_NET_SEED  # a constant, never the run's seed
+    assert {"model", "train", "data", "image_size", "classes"} <= set(key)
+    assert "seed" not in fd.get_fd_classifier.__code__.co_varnames[:fd.get_fd_classifier.__code__.co_argcount]
+    # the default cache is the runs root's shared folder, not a preset's
+    monkeypatch.setenv("MAGE_LITE_RUNS_DIR", str(tmp_path))
+    assert fd.shared_models_dir() == tmp_path / "shared" / "models"
+    torch.manual_seed(123)  # a run's global seed must not change the network either
+    a, _ = fd.get_fd_classifier(data, cfg, train, progress=False)
+    torch.manual_seed(456)
+    b, _ = fd.get_fd_classifier(data, cfg, train, progress=False)
+    assert len(list((tmp_path / "shared" / "models").glob("fd-classifier-*"))) == 1
+    assert torch.equal(fd.classifier_features(a, data.test_images), fd.classifier_features(b, data.test_images))
+    # trained again elsewhere: the fixed seed gives the same weights (exact on CPU)
+    c, _ = fd.get_fd_classifier(data, cfg, train, tmp_path / "elsewhere", progress=False)
+    assert torch.allclose(fd.classifier_features(c, data.test_images), fd.classifier_features(a, data.test_images))
+
+
+def test_fd_reference_metrics_of_the_reference_itself():
+    data = make_shapes(300, 300, 32, seed=1)
+    torch.manual_seed(0)
+    clf = fd.FDClassifier(fd.FDClassifierConfig(width=4, feature_dim=8), num_classes=len(data.classes)).eval()
+    ref = fd.FDReference(clf, data.train_images, kid_subsets=10, kid_subset_size=100)
+    assert ref.ref_features.shape == (300, 8)
+    own = ref.metrics(data.train_images)
+    assert set(own) == {"fd", "kid", "kid_std", "precision", "recall"}
+    assert own["fd"] == pytest.approx(0.0, abs=1e-6) and own["precision"] == own["recall"] == 1.0
+    noise = ref.metrics(torch.rand(300, 3, 32, 32))
+    test = ref.metrics(data.test_images)
+    assert noise["fd"] > test["fd"]
+    assert ref.metrics(data.test_images) == test  # fixed subsets: the same images give the same numbers
+    feats = ref.features(data.test_images)  # KID and P/R are gen_metrics' (tested there), on these features
+    assert test["kid"] == gen_metrics.kid(feats, ref.ref_features, subsets=10, subset_size=100, seed=0).mean
+    assert test["precision"] == gen_metrics.precision_recall(feats, ref.ref_features, k=3).precision  # 300 of 300
+
+
+def test_concurrent_callers_train_the_shared_network_once(tmp_path, monkeypatch):
+    import threading
+
+    data = make_shapes(64, 16, 32, seed=0)
+    cfg = fd.FDClassifierConfig(width=4, feature_dim=8)
+    train = TrainConfig(steps=3, batch_size=8, base_lr=1e-3, warmup_steps=1, ckpt_every=3, log_every=1)
+    calls = []
+    real_fit = fd.fit
+    monkeypatch.setattr(fd, "fit", lambda *a, **k: calls.append(1) or real_fit(*a, **k))
+    threads = [threading.Thread(target=fd.get_fd_classifier, args=(data, cfg, train, tmp_path), kwargs={"progress": False})
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and len(list(tmp_path.glob("fd-classifier-*"))) == 1  # the second caller reused it

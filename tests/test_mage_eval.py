@@ -1,12 +1,17 @@
 """Measuring a MAGE model: masked-token accuracy vs the most-frequent-code baseline, token probes, generation."""
 
 import math
+from types import SimpleNamespace
 
 import torch
 
+from mage_lite.config import load_preset
+from mage_lite.data import make_shapes
+from mage_lite.fd import classifier_features
 from mage_lite.mage import MAGE, MAGEConfig
-from mage_lite.mage_eval import generate, masked_token_accuracy, probe_tokens, token_features
+from mage_lite.mage_eval import GenerationScorer, generate, masked_token_accuracy, probe_tokens, token_features
 from mage_lite.probe import ProbeConfig
+from mage_lite.vqgan import VQGAN, VQGANConfig
 
 K, L = 16, 16
 
@@ -52,3 +57,30 @@ def test_generate_in_batches():
     ids = generate(model, 5, steps=3, temperature=1.0, seed=0, batch_size=2)
     assert ids.shape == (5, L) and ids.min() >= 0 and ids.max() < K
     assert torch.equal(generate(model, 5, steps=3, temperature=1.0, seed=0, batch_size=2), ids)
+
+
+def test_two_seeds_score_in_the_same_space(tmp_path, monkeypatch):
+    monkeypatch.setenv("MAGE_LITE_RUNS_DIR", str(tmp_path))
+    cfg = load_preset("smoke", {"fd_classifier": {"width": 4, "feature_dim": 8},
+                                "fd_classifier_train": {"steps": 2, "batch_size": 8, "warmup_steps": 1},
+                                "generation": {"samples": 24, "reference": 60, "noise_seeds": 2, "kid_subsets": 3,
+                                               "steps": 2, "batch_size": 12}})
+    data = make_shapes(120, 40, 32, seed=0)
+    torch.manual_seed(0)
+    vq = VQGAN(VQGANConfig(channels=16, norm_groups=8, codebook_size=K, code_dim=8, init="random")).eval()
+    model = MAGE(MAGEConfig(codebook_size=K, num_tokens=64, dim=32, depth=1, heads=2, decoder_depth=1)).eval()
+    scorers = [GenerationScorer(SimpleNamespace(cfg=cfg, seed=s, data=data, device="cpu"), vq) for s in (0, 3)]
+    a, b = scorers
+    assert len(list((tmp_path / "shared" / "models").glob("fd-classifier-*"))) == 1  # one network, not one per seed
+    imgs = data.test_images[:10]
+    assert torch.equal(classifier_features(a.classifier, imgs), classifier_features(b.classifier, imgs))
+    assert torch.equal(a.ref.ref_features, b.ref.ref_features) and torch.equal(a.real_images, b.real_images)
+    assert a.real_metrics == b.real_metrics and a.real == a.real_metrics["fd"]
+    assert set(a.metrics(imgs)) == {"fd", "kid", "kid_std", "precision", "recall"}
+    # only the samples follow the run's seed
+    assert not torch.equal(a.samples(model), b.samples(model)) and torch.equal(a.samples(model), b.samples(model, seed=0))
+    noise = a.sampling_noise(model, a.metrics(a.samples(untrained := model)))
+    assert noise["seeds"] == [0, 1000] and len(noise["fd"]) == len(noise["kid"]) == 2
+    assert noise["fd_std"] >= 0 and noise["fd_gap"] == a.metrics(a.samples(untrained))["fd"] - a.real
+    first = a.metrics(a.samples(model))
+    assert a.sampling_noise(model, first, first=first)["fd"][0] == first["fd"]

@@ -60,7 +60,7 @@ def test_truncated_gaussian_closed_form_mean_matches_numerical_integration():
     x = torch.linspace(0.5, 1.0, 20001, dtype=torch.float64)
     assert torch.trapezoid(d.pdf(x), x).item() == pytest.approx(1.0, abs=1e-6)
     assert d.mean() == pytest.approx(torch.trapezoid(x * d.pdf(x), x).item(), abs=1e-6)
-    assert d.mean() == pytest.approx(0.6936, abs=1e-3)  # "about 0.69" (REFERENCE section 3)
+    assert d.mean() == pytest.approx(0.6936, abs=1e-3)  # "about 0.69" (docs/method.md section 3.3)
     assert d.pdf(torch.tensor([0.4, 1.1])).tolist() == [0.0, 0.0]
 
 

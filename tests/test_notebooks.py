@@ -52,7 +52,7 @@ def test_unknown_notebook_parameter_is_refused():
 
 
 def test_bad_preset_is_refused_before_any_kernel_starts(capsys):
-    assert notebooks.main(["run", "--preset", "huge"]) == 1
+    assert notebooks.main(["run", "--preset", "huge"]) == 2
     assert "choose one of smoke, ci, cpu, gpu, report" in capsys.readouterr().err
 
 

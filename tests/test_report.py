@@ -101,8 +101,8 @@ def test_committed_report_matches_the_metrics_it_was_rendered_from():
 
 
 def test_bad_arguments_get_one_line(capsys, tmp_path):
-    assert report.main(["--preset", "huge", "--seeds", "1", "--out", str(tmp_path)]) == 1
+    assert report.main(["--preset", "huge", "--seeds", "1", "--out", str(tmp_path)]) == 2
     assert "unknown preset 'huge'" in capsys.readouterr().err
-    assert report.main(["--seeds", "0"]) == 1
-    assert report.main(["--preset", "smoke", "--render-only", "--out", str(tmp_path / "none")]) == 1
+    assert report.main(["--seeds", "0"]) == 2
+    assert report.main(["--preset", "smoke", "--render-only", "--out", str(tmp_path / "none")]) == 2
     assert os.path.exists(tmp_path)

@@ -1,0 +1,79 @@
+"""Code-aware reuse: a model is reused only while the code that builds and trains it is unchanged;
+``retrain=True`` and ``notebooks run --fresh`` train it anew."""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch.nn as nn
+
+from mage_lite import artifacts
+from mage_lite.artifacts import code_fingerprint, get_or_train
+from mage_lite.mae import MAE
+from mage_lite.mage import MAGE
+from mage_lite.train import fit
+
+PACKAGE = Path(__file__).resolve().parents[1] / "mage_lite"
+TRAIN_MAE = """
+import mage_lite
+print(mage_lite.__file__)
+from mage_lite.session import NotebookRun
+run = NotebookRun("reuse_test", "smoke", overrides={"mae_train.steps": 2, "mae_train.warmup_steps": 1})
+run.mae()
+"""
+
+
+def _train_in_copy(copy: Path, runs: Path) -> str:
+    env = {**os.environ, "PYTHONPATH": str(copy), "MAGE_LITE_RUNS_DIR": str(runs), "MAGE_LITE_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-c", TRAIN_MAE], env=env, cwd=copy, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def test_an_edited_model_is_trained_again(tmp_path):
+    copy = tmp_path / "pkg"
+    shutil.copytree(PACKAGE, copy / "mage_lite", ignore=shutil.ignore_patterns("__pycache__"))
+    runs = tmp_path / "runs"
+    first = _train_in_copy(copy, runs)
+    assert str(copy) in first and "reusing" not in first  # the copy's code ran, and trained
+    assert "reusing mae-" in _train_in_copy(copy, runs)  # same code: reused
+    mae_py = copy / "mage_lite" / "mae.py"
+    mae_py.write_text(mae_py.read_text() + "\n# a comment changes nothing the model does\n")
+    assert "reusing mae-" in _train_in_copy(copy, runs)
+    mae_py.write_text(mae_py.read_text() + "\nEDITED_CONSTANT = 1\n")
+    assert "reusing" not in _train_in_copy(copy, runs)  # edited code: trained again
+    assert len(list((runs / "smoke" / "models").glob("mae-*/model.pt"))) == 2
+
+
+def test_fingerprint_covers_the_modules_a_model_uses():
+    mods = artifacts._package_modules([MAGE, fit])
+    assert {"mage_lite.mage", "mage_lite.layers", "mage_lite.masking", "mage_lite.contrastive", "mage_lite.train"} <= set(mods)
+    assert "mage_lite.artifacts" not in mods and "mage_lite.plots" not in mods
+    assert code_fingerprint(MAE, fit) != code_fingerprint(MAGE, fit)
+    assert code_fingerprint(MAE, fit) == code_fingerprint(fit, MAE)
+
+
+def test_retrain_and_fresh_train_again_once(tmp_path, monkeypatch):
+    calls = []
+
+    def train(model, run_dir):
+        calls.append(run_dir)
+        return [{"step": 1, "loss": 0.0}]
+
+    def get(**kw):
+        return get_or_train("lin", {"a": 1}, lambda: nn.Linear(2, 2), train, tmp_path, **kw)
+
+    get()
+    get()
+    assert len(calls) == 1
+    get(retrain=True)
+    assert len(calls) == 2
+    monkeypatch.setenv("MAGE_LITE_FRESH_AFTER", str(time.time() + 1))  # a --fresh run that started after that model
+    get()
+    assert len(calls) == 3
+    monkeypatch.setenv("MAGE_LITE_FRESH_AFTER", str(time.time() - 60))
+    get()  # made after the fresh run started: reused
+    assert len(calls) == 3
