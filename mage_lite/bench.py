@@ -11,8 +11,8 @@ tokenizing augmented images on the fly, reading a token bank, and reading pre-to
 which is the transformer alone), the MAGE-C step (bank and pre-tokenized), building the
 token bank, iterative decoding to images, and probe feature extraction. For each it prints
 images/s, the achieved GFLOP/s (FLOPs of one call counted by torch.utils.flop_counter) and
-their share of the fp32 matmul GFLOP/s measured in the same process with the same thread
-count, and for training steps the share of step time spent producing the batch. Figures
+their share of the matmul GFLOP/s measured in the same process with the same thread count
+and in the training precision (fp32 on the CPU, bf16 on a GPU), and for training steps the share of step time spent producing the batch. Figures
 only: nothing here passes or fails.
 """
 
@@ -30,7 +30,7 @@ from typing import Callable
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from .artifacts import render_readme_block, save_json
+from .artifacts import load_json, render_readme_block, save_json
 from .augment import BatchSampler, random_resized_crop, to_float
 from .config import PRESET_NAMES, ConfigError, load_preset
 from .device import available_cores, autocast, pick_device
@@ -43,6 +43,7 @@ from .train import param_groups
 from .vqgan import VQGAN
 
 TABLE_START, TABLE_END = "<!-- bench-table -->", "<!-- /bench-table -->"
+GPU_START, GPU_END = "<!-- bench-gpu-table -->", "<!-- /bench-gpu-table -->"
 CI_START, CI_END = "<!-- ci-time -->", "<!-- /ci-time -->"
 N_IMAGES = 2048  # stand-in training images (random pixels: speed does not depend on content)
 
@@ -54,9 +55,16 @@ def _sync(device: torch.device) -> None:
         torch.mps.synchronize()
 
 
+def matmul_dtype(device: torch.device) -> torch.dtype:
+    """The precision training runs its matmuls in: bf16 under autocast on CUDA, fp32 elsewhere."""
+    return torch.bfloat16 if device.type == "cuda" else torch.float32
+
+
 def matmul_gflops(device: torch.device, n: int = 1024, repeats: int = 20) -> float:
-    """Peak-ish fp32 matmul throughput: n x n @ n x n, best of a few timed bursts."""
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    """Peak-ish matmul throughput in the training precision (:func:`matmul_dtype`): n x n @ n x n,
+    best of a few timed bursts (n = 4096 on a GPU, where 1024 is too small to fill it)."""
+    n = 4096 if device.type == "cuda" else n
+    a, b = (torch.randn(n, n, device=device, dtype=matmul_dtype(device)) for _ in range(2))
     for _ in range(3):
         a @ b
     best = float("inf")
@@ -226,6 +234,8 @@ def run(presets: list[str], threads: list[int], device: torch.device, steps: int
     machine = {"cpu": cpu_model(), "cores": available_cores(), "device": str(device), "torch": torch.__version__,
                "python": platform.python_version(), "date": date.today().isoformat(),
                "MAGE_LITE_JOBS": os.environ.get("MAGE_LITE_JOBS", "")}
+    if device.type == "cuda":
+        machine["gpu"] = torch.cuda.get_device_name(device)
     out = {"machine": machine, "runs": []}
     print(f"{machine['cpu']} | {machine['cores']} cores | device {device} | torch {machine['torch']}")
     for n in threads:
@@ -233,7 +243,7 @@ def run(presets: list[str], threads: list[int], device: torch.device, steps: int
             torch.set_num_threads(n)
         torch.manual_seed(0)
         peak = matmul_gflops(device)
-        print(f"\n{torch.get_num_threads()} threads | fp32 matmul (1024^3): {peak:.1f} GFLOP/s")
+        print(f"\n{torch.get_num_threads()} threads | {str(matmul_dtype(device)).split('.')[-1]} matmul: {peak:.1f} GFLOP/s")
         print(f"{'preset':6s} {'model':30s} {'what':46s} {'batch':>5s} {'img/s':>8s} {'GFLOP/call':>10s} "
               f"{'GFLOP/s':>8s} {'of peak':>7s} {'input':>6s}")
         rows = []
@@ -252,13 +262,16 @@ def render_table(bench: dict) -> str:
     """The README's benchmark table: one row per (preset, model, what), one images/s column per thread count."""
     runs = bench["runs"]
     m = bench["machine"]
-    head = (f"Measured {m['date']} with `python -m mage_lite.bench --threads {' '.join(str(r['threads']) for r in runs)}` "
-            f"on {m['cpu']} ({m['cores']} cores, {m['device']}, torch {m['torch']}), nothing else running. "
-            + "; ".join(f"fp32 matmul {r['matmul_gflops']:.0f} GFLOP/s at {r['threads']} thread(s)" for r in runs) + ".")
+    command = bench.get("command") or f"python -m mage_lite.bench --threads {' '.join(str(r['threads']) for r in runs)}"
+    where = f"an {m['gpu']}" if m.get("gpu") else f"{m['cpu']} ({m['cores']} cores, {m['device']}"
+    where += f", torch {m['torch']})" if not m.get("gpu") else f" ({m['device']}, torch {m['torch']})"
+    precision = "bf16" if m["device"].startswith("cuda") else "fp32"
+    head = (f"Measured {m['date']} with `{command}` on {where}, nothing else running. "
+            + "; ".join(f"{precision} matmul {r['matmul_gflops']:.0f} GFLOP/s at {r['threads']} thread(s)" for r in runs) + ".")
     cols = [f"img/s, {r['threads']} thr" for r in runs]
     last = runs[-1]
     lines = [head, "", "| preset | model | what | batch | " + " | ".join(cols) + f" | GFLOP/call | GFLOP/s ({last['threads']} thr) "
-             f"| of matmul peak | batch production |", "|" + " --- |" * (8 + len(cols) - 1)]
+             f"| of matmul peak | batch production |", "|" + " --- |" * (8 + len(cols))]
     for i, r in enumerate(last["rows"]):
         speeds = " | ".join(f"{run['rows'][i]['img_per_s']:.0f}" for run in runs)
         inp = "" if r["input_share"] is None else f"{100 * r['input_share']:.1f} %"
@@ -296,11 +309,12 @@ def ratios(bench: dict) -> dict[str, float]:
     return out
 
 
-def record_ci(log_path: str, out: str) -> dict:
+def record_ci(log_path: str, out: str, timings: str = "") -> dict:
     """Read a clean-clone ``.ci/run`` log made with ``date``, then ``time bash .ci/run``, and write its figures to ``out``.
 
     The log's first line is the date the run started (``date -u +%F``); pytest's closing line
     gives the tests and pytest's own time; ``real XmY.Zs`` (bash's ``time``) the whole script.
+    ``timings``: the ``runs/ci/timings.json`` the run's ci notebooks wrote, to keep their times.
     """
     text = Path(log_path).read_text()
     day = text.splitlines()[0].strip()
@@ -311,17 +325,28 @@ def record_ci(log_path: str, out: str) -> dict:
     real = re.findall(r"real\s+(\d+)m([\d.]+)s", text)
     if not real:
         raise ValueError(f"{log_path} has no 'real' line; run the script under bash's time")
-    record = {"date": day, "cpu": cpu_model(), "cores": available_cores(), "tests": counts,
+    failed = sorted(set(re.findall(r"^FAILED (\S+)", text, flags=re.M)))
+    record = {"date": day, "cpu": cpu_model(), "cores": available_cores(), "tests": counts, "failed": failed,
               "pytest_s": float(pytest_s), "script_s": int(real[-1][0]) * 60 + float(real[-1][1])}
+    if timings:
+        record["ci_notebooks_s"] = {k: v["seconds"] for k, v in sorted(load_json(timings).items())}
     save_json(record, out)
     return record
 
 
 def render_ci(record: dict) -> str:
-    """The README's sentence on how long CI takes."""
+    """The README's sentence on how long CI takes (and which tests failed in that run, if any)."""
+    failed = record.get("failed", [])
+    why = ""
+    if failed and all("ci_run.json" in f for f in failed):
+        why = " (the failure is the check of this very sentence, which cannot pass before the run it reports is recorded)"
+    elif failed:
+        why = f" (failed: {', '.join(f'`{f}`' for f in failed)})"
     return (f"A clean-clone `CI=true bash .ci/run` on an otherwise idle {record['cores']}-core machine "
-            f"({record['cpu']}), measured {record['date']}: {record['tests']} in {record['pytest_s'] / 60:.1f} min "
-            f"of pytest, {record['script_s'] / 60:.1f} min for the whole script including the install.")
+            f"({record['cpu']}), measured {record['date']}: {record['tests']}{why} in {record['pytest_s'] / 60:.1f} "
+            f"min of pytest, {record['script_s'] / 60:.1f} min for the whole script including the install."
+            + ("" if "ci_notebooks_s" not in record else " Inside it the `ci` notebooks took " +
+               ", ".join(f"{k[:2]} {v / 60:.1f}" for k, v in record["ci_notebooks_s"].items()) + " min."))
 
 
 def main(argv=None) -> int:
@@ -333,12 +358,15 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=10, help="timed calls per training step (a third of that for the rest)")
     ap.add_argument("--out", default="", help="write the figures and the machine to this JSON file")
     ap.add_argument("--render", default="", metavar="JSON", help="only re-render README.md's benchmark table from JSON")
-    ap.add_argument("--record-ci", nargs=2, metavar=("LOG", "JSON"), help="write a .ci/run log's figures to JSON")
+    ap.add_argument("--record-ci", nargs="+", metavar="LOG JSON [TIMINGS]",
+                    help="write a .ci/run log's figures (and its ci notebooks' timings.json) to JSON")
     ap.add_argument("--render-ci", default="", metavar="JSON", help="only re-render README.md's CI time from JSON")
     args = ap.parse_args(argv)
     try:
-        if args.render:
-            print(f"rendered {render_readme_block(args.render, TABLE_START, TABLE_END, render_table)} from {args.render}")
+        if args.render:  # a GPU run's JSON goes to the GPU table
+            gpu = load_json(args.render)["machine"].get("gpu")
+            start, end = (GPU_START, GPU_END) if gpu else (TABLE_START, TABLE_END)
+            print(f"rendered {render_readme_block(args.render, start, end, render_table)} from {args.render}")
             return 0
         if args.record_ci:
             print(render_ci(record_ci(*args.record_ci)))
@@ -355,6 +383,8 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     bench = run(args.presets, args.threads or [torch.get_num_threads()], device, args.steps)
+    if device.type != "cpu":
+        bench["command"] = f"python -m mage_lite.bench --presets {' '.join(args.presets)} --device {args.device}"
     for k, v in ratios(bench).items():
         print(f"{k}: {v:.2f}x")
     if args.out:

@@ -130,8 +130,10 @@ class NotebookRun:
         t0 = time.perf_counter()
         ids, path, built = get_or_build_bank(tokenizer, self.model_dirs["vqgan"].name, self.data.train_images, self.cfg.bank,
                                       crop, self.cfg.data.hflip, self.models_dir, self.device)
-        self.metrics.setdefault("token_banks", {})[path.parent.name] = {
-            "views": self.cfg.bank.views, "crop_scale": crop, "built": built, "seconds": round(time.perf_counter() - t0, 1)}
+        banks = self.metrics.setdefault("token_banks", {})
+        earlier = banks.get(path.parent.name, {})  # a later model of the same run reuses what an earlier one built
+        banks[path.parent.name] = {"views": self.cfg.bank.views, "crop_scale": crop, "built": built or earlier.get("built", False),
+                                   "seconds": round(earlier.get("seconds", 0.0) + time.perf_counter() - t0, 1)}
         return ids
 
     def mage_config(self, tokenizer: nn.Module, **changes) -> MAGEConfig:

@@ -13,6 +13,7 @@ RENDERED = [  # (committed JSON, its README block, the renderer)
     ("reports/bench/bench.json", bench.TABLE_START, bench.TABLE_END, bench.render_table),
     ("reports/bench/threads.json", bench_threads.TABLE_START, bench_threads.TABLE_END, bench_threads.render_table),
     ("reports/bank/bank_check.json", bank_check.TABLE_START, bank_check.TABLE_END, bank_check.render_table),
+    ("reports/bench/bench_gpu.json", bench.GPU_START, bench.GPU_END, bench.render_table),
     ("reports/bench/ci_run.json", bench.CI_START, bench.CI_END, bench.render_ci),
 ]
 
@@ -43,10 +44,12 @@ def test_bench_times_every_model_and_writes_json(tmp_path):
 
 def test_ci_time_is_read_from_the_log(tmp_path):
     log = tmp_path / "ci.log"
-    log.write_text("2026-11-28\n...\n===== 250 passed, 2 skipped in 1500.25s (0:25:00) =====\n\nreal\t26m3.5s\nuser 1m\n")
+    log.write_text("2026-11-28\n...\nFAILED tests/test_x.py::test_y - boom\n"
+                   "===== 1 failed, 250 passed, 2 skipped in 1500.25s (0:25:00) =====\n\nreal\t26m3.5s\nuser 1m\n")
     rec = bench.record_ci(str(log), str(tmp_path / "ci.json"))
-    assert rec["tests"] == "250 passed, 2 skipped" and rec["pytest_s"] == 1500.25 and rec["script_s"] == 26 * 60 + 3.5
-    assert "26.1 min for the whole script" in bench.render_ci(rec)
+    assert rec["tests"] == "1 failed, 250 passed, 2 skipped" and rec["failed"] == ["tests/test_x.py::test_y"]
+    assert rec["pytest_s"] == 1500.25 and rec["script_s"] == 26 * 60 + 3.5
+    assert "26.1 min for the whole script" in bench.render_ci(rec) and "`tests/test_x.py::test_y`" in bench.render_ci(rec)
 
 
 @pytest.mark.parametrize("argv", [["--presets", "nope"], ["--steps", "0"], ["--threads", "0"]])
