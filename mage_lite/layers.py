@@ -83,12 +83,41 @@ def sincos_pos_embed_2d(dim: int, grid: int, cls_token: bool = False) -> torch.T
     return emb
 
 
-class LearnedPosEmbed(nn.Module):
-    """Learned absolute position embedding for a sequence of ``length``: (B, T, D) -> (B, T, D)."""
+def _pos_table(init: torch.Tensor, length: int, dim: int) -> torch.Tensor:
+    """A (length, dim) or (1, length, dim) table -> a float32 copy (1, length, dim); refuses other shapes."""
+    if tuple(init.shape[-2:]) != (length, dim) or init.dim() not in (2, 3) or (init.dim() == 3 and init.shape[0] != 1):
+        raise ValueError(f"a position table for {length} positions x {dim} channels must be ({length}, {dim}) or "
+                         f"(1, {length}, {dim}), got {tuple(init.shape)}")
+    return init.detach().reshape(1, length, dim).float().clone()
 
-    def __init__(self, length: int, dim: int, std: float = 0.02):
+
+class LearnedPosEmbed(nn.Module):
+    """Learned absolute position embedding for a sequence of ``length``: (B, T, D) -> (B, T, D).
+
+    Initialised N(0, std^2) (drawing from the global generator), or, when ``init`` is given, as
+    a copy of that (length, dim) table (e.g. a sin-cos one; then nothing random is drawn).
+    """
+
+    def __init__(self, length: int, dim: int, std: float = 0.02, init: torch.Tensor | None = None):
         super().__init__()
-        self.weight = nn.Parameter(torch.randn(1, length, dim) * std)
+        w = torch.randn(1, length, dim) * std if init is None else _pos_table(init, length, dim)
+        self.weight = nn.Parameter(w)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.weight[:, : x.shape[1]]
+
+
+class FixedPosEmbed(nn.Module):
+    """A fixed position embedding (e.g. 2D sin-cos, as MAE's decoder has): (B, T, D) -> (B, T, D).
+
+    The (length, dim) table is a buffer named ``weight``: it has no gradient, is not among the
+    parameters, moves with ``.to()`` and is saved in the state_dict under the same key a
+    :class:`LearnedPosEmbed` would use.
+    """
+
+    def __init__(self, table: torch.Tensor):
+        super().__init__()
+        self.register_buffer("weight", _pos_table(table, table.shape[-2], table.shape[-1]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.weight[:, : x.shape[1]]

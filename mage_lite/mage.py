@@ -14,6 +14,7 @@ adds MAGE-C's InfoNCE loss between two augmented views (notebook 04), and
 token ids (notebook 05's quantization-shortcut ablation); targets and loss stay the same.
 """
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -21,10 +22,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .contrastive import ProjectionHead, info_nce, positive_rank_accuracy
-from .layers import Block, LearnedPosEmbed, init_weights, pooled_features
+from .layers import Block, FixedPosEmbed, LearnedPosEmbed, init_weights, pooled_features, sincos_pos_embed_2d
 from .masking import Fixed, make_ratio_dist, mask_count, mask_tokens
 
 PADDINGS = ("cls", "mask_token")
+DECODER_POS = ("learned", "sincos", "learned_sincos")
 LOSS_ON = ("masked", "all")
 INPUTS = ("tokens", "continuous")
 CONTRASTIVE_INPUTS = ("masked", "clean")
@@ -46,6 +48,9 @@ class MAGEConfig:
     per_sample_ratio: bool = False  # one ratio per image instead of one per batch (official: per batch)
     drop_ratio: float = 0.5  # fraction of tokens dropped from the encoder (official: the ratio's lower bound 0.5)
     padding: str = "cls"  # what fills masked positions in the decoder: "cls" ([C], MAGE) | "mask_token" (MAE-style)
+    # decoder position embedding: "learned" (official: learned, init std 0.02) | "sincos" (fixed 2D sin-cos as MAE's
+    # decoder: a buffer, no gradient, a zero row at position 0) | "learned_sincos" (learned, initialised from that table)
+    decoder_pos: str = "learned"
     loss_on: str = "masked"  # cross-entropy on "masked" positions only (MAGE) | "all" positions (the ablation)
     label_smoothing: float = 0.1  # label smoothing of the cross-entropy (official: 0.1)
     input: str = "tokens"  # encoder input: "tokens" (MAGE) | "continuous" (unquantized tokenizer features, notebook 05)
@@ -77,6 +82,15 @@ class MAGEConfig:
             raise ValueError(f"mage.drop_ratio {self.drop_ratio} must not exceed the lowest masking ratio {dist.low} of {self.mask_ratio!r}")
         if self.padding not in PADDINGS:
             raise ValueError(f"mage.padding must be one of {PADDINGS}, got {self.padding!r}")
+        if self.decoder_pos not in DECODER_POS:
+            raise ValueError(f"mage.decoder_pos must be one of {DECODER_POS}, got {self.decoder_pos!r}")
+        if self.decoder_pos != "learned":
+            if math.isqrt(self.num_tokens) ** 2 != self.num_tokens:
+                raise ValueError(f"mage.decoder_pos={self.decoder_pos!r} lays the tokens on a square grid, but "
+                                 f"mage.num_tokens={self.num_tokens} is not a square; use decoder_pos='learned'")
+            if self.dec_dim % 4:
+                raise ValueError(f"mage.decoder_pos={self.decoder_pos!r} needs a decoder width divisible by 4, "
+                                 f"got {self.dec_dim}")
         if self.loss_on not in LOSS_ON:
             raise ValueError(f"mage.loss_on must be one of {LOSS_ON}, got {self.loss_on!r}")
         if self.input not in INPUTS:
@@ -136,7 +150,12 @@ class MAGE(nn.Module):
         self.decoder_embed = nn.Linear(D, Dd)
         if cfg.padding == "mask_token":
             self.mask_token = nn.Parameter(torch.zeros(1, 1, Dd))
-        self.decoder_pos_embed = LearnedPosEmbed(L + 1, Dd)
+        if cfg.decoder_pos == "learned":  # the official one; the default path draws exactly what it always drew
+            self.decoder_pos_embed = LearnedPosEmbed(L + 1, Dd)
+        else:  # 2D sin-cos over the sqrt(L) x sqrt(L) grid, a zero row for position 0 ([C0] / [C])
+            table = sincos_pos_embed_2d(Dd, math.isqrt(L), cls_token=True)  # (1+L, Dd)
+            self.decoder_pos_embed = (FixedPosEmbed(table) if cfg.decoder_pos == "sincos"
+                                      else LearnedPosEmbed(L + 1, Dd, init=table))
         self.decoder_blocks = nn.ModuleList(
             Block(Dd, cfg.dec_heads, cfg.mlp_ratio, cfg.dropout) for _ in range(cfg.decoder_depth))
         self.decoder_norm = nn.LayerNorm(Dd)
@@ -152,7 +171,9 @@ class MAGE(nn.Module):
             nn.init.normal_(self.mask_token, std=0.02)
 
     def no_weight_decay(self):
-        names = ["pos_embed.weight", "decoder_pos_embed.weight"]
+        names = ["pos_embed.weight"]
+        if self.cfg.decoder_pos != "sincos":  # the fixed sin-cos table is a buffer, not a parameter
+            names.append("decoder_pos_embed.weight")
         return tuple(names + (["mask_token"] if self.cfg.padding == "mask_token" else []))
 
     # --- tokenizer -----------------------------------------------------------------
@@ -337,8 +358,11 @@ class MAGE(nn.Module):
             inp = ids = batch.flatten(1)  # (B, L)
         rec, logits, mask, latent = self._forward(ids, features=inp if self.cfg.input == "continuous" else None)
         with torch.no_grad():
-            correct = (logits.argmax(-1) == ids).float()  # (B, L)
-            logs = {"acc": (correct * mask).sum() / mask.sum().clamp(min=1), "mask_ratio": mask.mean()}
+            pred = logits.argmax(-1)  # (B, L)
+            correct = (pred == ids).float()  # (B, L)
+            logs = {"acc": (correct * mask).sum() / mask.sum().clamp(min=1), "mask_ratio": mask.mean(),
+                    # the [C]-padding trap (docs/method.md 7.2): share of masked positions given the image's mode
+                    "mode_share": mode_counts(pred, mask.bool()).sum() / mask.sum().clamp(min=1)}
         if not self.cfg.contrastive:
             return rec, logs
         if self.cfg.contrastive_input == "clean":  # an extra pass over the whole, unmasked sequence
@@ -381,3 +405,17 @@ class MAGE(nn.Module):
     def features_from_images(self, imgs: torch.Tensor) -> dict[str, torch.Tensor]:
         """imgs (B, 3, H, W) float in [0, 1] -> :meth:`features` of their tokens (or features)."""
         return self.features(self.encode_images(imgs)[0])
+
+
+def mode_counts(pred: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """pred (B, L) predicted ids, mask (B, L) bool of masked positions -> (B,) int64: how many of
+    each image's masked positions get that image's most common prediction among its masked
+    positions (0 for an image with nothing masked).
+
+    Summed over images and divided by the number of masked positions this is the mode share
+    (``mage_eval.mode_share``). Which id wins a tie does not change the count. Costs a
+    (B, L, L) comparison; no random numbers, no gradient needed.
+    """
+    same = pred[:, :, None] == pred[:, None, :]  # (B, L, L): position i predicts what position j predicts
+    counts = (same & mask[:, None, :]).sum(-1)  # (B, L): masked positions sharing position i's prediction
+    return counts.masked_fill(~mask, 0).amax(1)  # (B,): the count of the most common masked prediction

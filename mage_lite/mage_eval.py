@@ -1,14 +1,19 @@
 """Measuring a MAGE model: masked-token accuracy against the most-frequent-code baseline,
-linear probes on token sequences tokenized once, and batched unconditional generation.
+the [C]-padding trap's two symptoms (mode share, masked decoder-input similarity), linear
+probes on token sequences tokenized once, and batched unconditional generation.
 
 Shared by the MAGE notebooks (03-05); the generation metrics themselves are in ``fd.py`` and
 ``gen_metrics.py``.
 """
 
+import math
+
 import torch
+import torch.nn.functional as F
 
 from .fd import FDReference, decode_ids, get_fd_classifier, shared_models_dir
 from .generate import iterative_decode
+from .mage import mode_counts
 from .probe import ProbeData, linear_probe, random_subset
 from .vqgan import encode_dataset
 
@@ -45,6 +50,100 @@ def masked_token_accuracy(model, ids: torch.Tensor, ratio: float = 0.75, seed: i
     finally:
         model.train(was_training)
     return {"acc": 100.0 * correct / total, "baseline": 100.0 * base / total, "mode": mode, "positions": total}
+
+
+def mode_share(pred: torch.Tensor, mask: torch.Tensor) -> float:
+    """The share of masked positions predicted as their image's most common masked prediction.
+
+    pred (B, L) predicted ids; mask (B, L) bool or float, true / 1 where a position is masked.
+    For each image the mode is the most common prediction among *its* masked positions (ties
+    broken by the smallest id, which does not change the share); the result, a float in [0, 1],
+    is the number of masked positions predicting their image's mode over the number of masked
+    positions. Images with no masked position are ignored; nan when nothing is masked at all.
+    Near 1 the decoder writes one code per image: the [C]-padding trap (docs/method.md 7.2).
+    """
+    pred = pred.flatten(1)
+    mask = mask.reshape(pred.shape).bool()
+    n = int(mask.sum())
+    return float(mode_counts(pred, mask).sum()) / n if n else math.nan
+
+
+def _masked_similarity_per_image(model, inp, masked, dropped) -> torch.Tensor:
+    """(B,) mean pairwise cosine between each image's masked positions where the first decoder
+    block reads them (after the decoder position embedding and that block's norm1); nan for an
+    image with fewer than two masked positions. The caller sets eval mode and no_grad."""
+    latent, idx = model.forward_encoder(inp, masked, dropped)
+    x = model.decoder_pos_embed(model.decoder_input(latent, idx, masked))  # (B, 1+L, Dd)
+    x = model.decoder_blocks[0].norm1(x)[:, 1:]  # (B, L, Dd): what the first attention reads, position 0 dropped
+    x = F.normalize(x.float(), dim=-1)
+    cos = x @ x.transpose(1, 2)  # (B, L, L)
+    eye = torch.eye(masked.shape[1], dtype=torch.bool, device=masked.device)
+    pairs = masked[:, :, None] & masked[:, None, :] & ~eye  # (B, L, L): distinct masked pairs
+    n = pairs.sum((1, 2))
+    return torch.where(n > 0, (cos * pairs).sum((1, 2)) / n.clamp(min=1), torch.full_like(n, math.nan, dtype=cos.dtype))
+
+
+def _nanmean(x: torch.Tensor) -> float:
+    x = x[~x.isnan()]
+    return float(x.mean()) if len(x) else math.nan
+
+
+@torch.no_grad()
+def masked_input_similarity(model, ids: torch.Tensor, masked: torch.Tensor, dropped: torch.Tensor | None = None,
+                            features: torch.Tensor | None = None) -> float:
+    """How alike the decoder's masked positions are where its first block reads them.
+
+    ids (B, L) token ids; masked, dropped (B, L) bool (dropped a subset of masked, default:
+    nothing dropped); a continuous-input model also reads ``features`` (B, L, C). The decoder
+    input (every masked position is [C] or the mask token) gets the decoder position embedding
+    and the first decoder block's pre-attention LayerNorm (norm1); the result is the mean
+    pairwise cosine similarity between an image's masked positions there, averaged over the
+    images with at least two masked positions (nan if none). In eval mode (restored after).
+    Close to 1: the decoder cannot tell its masked positions apart (docs/method.md 7.2).
+    """
+    device = next(model.parameters()).device
+    ids = ids.flatten(1).to(device)
+    masked, dropped = model._check_mask(ids, masked.to(device), None if dropped is None else dropped.to(device))
+    inp = model._input(ids, None if features is None else features.to(device))
+    was_training = model.training
+    model.eval()
+    try:
+        return _nanmean(_masked_similarity_per_image(model, inp, masked, dropped))
+    finally:
+        model.train(was_training)
+
+
+@torch.no_grad()
+def trap_metrics(model, ids: torch.Tensor, ratio: float = 0.75, seed: int = 0, batch_size: int = 500,
+                 features: torch.Tensor | None = None) -> dict:
+    """The [C]-padding trap's two symptoms on ids (N, L), with the masks of :func:`masked_token_accuracy`.
+
+    The masks are drawn as masked_token_accuracy draws them (a generator seeded with ``seed``,
+    one draw per batch of ``batch_size`` at the fixed ``ratio``), so with the same arguments
+    both see the same masked positions. Returns {"mode_share": :func:`mode_share` of the
+    one-pass predictions (argmax) over all masked positions, "masked_similarity": the mean over
+    images of :func:`masked_input_similarity`}. In eval mode (restored after).
+    """
+    device = next(model.parameters()).device
+    ids = ids.flatten(1)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    was_training = model.training
+    model.eval()
+    top = total = 0
+    sims = []
+    try:
+        for i in range(0, len(ids), batch_size):
+            x = ids[i:i + batch_size].to(device)
+            f = None if features is None else features[i:i + batch_size].to(device)
+            masked, dropped = model.sample_mask(len(x), device, ratio, gen)  # what model(x, ratio=, generator=) draws
+            _, logits, _ = model(x, masked, dropped, features=f)
+            top += int(mode_counts(logits.argmax(-1), masked).sum())
+            total += int(masked.sum())
+            sims.append(_masked_similarity_per_image(model, model._input(x, f), masked, dropped).cpu())
+    finally:
+        model.train(was_training)
+    sim = _nanmean(torch.cat(sims) if sims else torch.empty(0))
+    return {"mode_share": top / total if total else math.nan, "masked_similarity": sim}
 
 
 @torch.no_grad()

@@ -31,7 +31,8 @@
 # - MaskGIT-style iterative decoding: a cosine schedule, confidence with annealed Gumbel noise;
 # - scoring generation offline (a classifier Fréchet distance, *not* FID) and reading the
 #   encoder with a linear probe next to MAE's;
-# - the ablation that motivates the design: fixed 0.75 masking vs the variable ratio.
+# - the ablation that motivates the design: fixed 0.75 masking vs the variable ratio;
+# - the [C]-padding trap of small budgets, and the mode share that detects it.
 #
 # **Expected runtime** (one CPU thread, tokenizer from notebook 02 and MAE from notebook 01
 # reused): `smoke` under a minute · `ci` about 7 min (measured 6.8 and 7.3 min on a 2-core
@@ -58,7 +59,7 @@ from mage_lite.augment import to_float
 from mage_lite.fd import decode_ids, fid
 from mage_lite.generate import cosine_schedule, inpaint, iterative_decode, token_region_from_pixels
 from mage_lite.mage import MAGE
-from mage_lite.mage_eval import GenerationScorer, generate, masked_token_accuracy, probe_tokens
+from mage_lite.mage_eval import GenerationScorer, generate, masked_token_accuracy, probe_tokens, trap_metrics
 from mage_lite.masking import Fixed, make_ratio_dist, mask_tokens
 from mage_lite.plots import (TOKEN_COLORS, bar_chart, curves, image_rows, masked_image, precision_recall_chart,
                               sequence_strip, token_roles)
@@ -262,6 +263,56 @@ plt.show()
 # one-pass guess turns into the most likely code repeated, a flat average, and at 100 % every
 # image gets the same picture. One pass predicts every hidden token *independently*: that is
 # why generation decodes a few tokens at a time.
+#
+# ### The [C]-padding trap
+#
+# Every masked position enters the decoder as the same vector [C] plus its own decoder position
+# embedding $p_i$ (`docs/method.md` section 7.2). [C] is a projection of a normalised encoder
+# output, with entries of order 1 and length about $\sqrt{D}$; the official $p_i$ are learned
+# and start with standard deviation 0.02. The decoder's first operation is a LayerNorm, which
+# keeps the direction and drops the scale:
+#
+# $$\mathrm{LN}([C] + p_i) \approx \mathrm{LN}([C]) + \frac{p_i - \bar p_i}{\sigma([C])}, \qquad \frac{\|p_i\|}{\|[C]\|} \approx 0.02,$$
+#
+# so at first all masked positions of an image are nearly the same vector and the attention
+# reads them alike. The cheapest way to lower the loss from there is to write the image's
+# most likely code at every masked position, and a short run may never leave that. Two numbers
+# detect it, on the test tokens with the fixed 0.75 masks of section 3: the **mode share**, the
+# share of masked positions whose one-pass prediction is their image's most common prediction
+# (100 % in the trap), and the **masked similarity**, the mean cosine between an image's masked
+# positions after the position embedding and the first decoder LayerNorm. Training logged the
+# mode share of every batch too.
+
+# %%
+trap = trap_metrics(model, test_ids, EVAL_RATIO, seed)
+trap_untrained = trap_metrics(untrained, test_ids, EVAL_RATIO, seed)
+for name, t in (("MAGE", trap), ("untrained", trap_untrained)):
+    print(f"{name:9s} mode share {100 * t['mode_share']:5.1f} % of masked positions | "
+          f"masked decoder inputs: mean cosine {t['masked_similarity']:.4f}")
+run.log(mode_share=trap["mode_share"], masked_similarity=trap["masked_similarity"],
+        mode_share_untrained=trap_untrained["mode_share"], masked_similarity_untrained=trap_untrained["masked_similarity"])
+
+fig, ax = plt.subplots(figsize=(6, 3.2))
+curves({"MAGE (variable ratio)": [{"step": h["step"], "mode_share": 100 * h["mode_share"]} for h in history
+                                  if "mode_share" in h]}, "mode_share", ax=ax)
+ax.axhline(100 * trap["mode_share"], c="tab:green", ls=":", label=f"MAGE, test, fixed {EVAL_RATIO} mask")
+ax.axhline(100 * trap_untrained["mode_share"], c="tab:red", ls="--", lw=1, label="untrained, test")
+ax.set_ylim(0, 105), ax.set_ylabel("mode share (% of masked positions)"), ax.legend(fontsize=8)
+ax.set_title("masked positions given their image's most common prediction", fontsize=9)
+run.savefig(fig, "trap")
+plt.show()
+
+# %% [markdown]
+# **What to notice:** read the trained model against the untrained one, whose masked inputs
+# are near copies of each other by construction. A mode share that stays near the top of the
+# plot means the decoder never learned to tell its masked positions apart: it writes one code
+# per image (the repeated code of the one-pass reconstructions above), and the encoder only
+# has to hand a global summary to [C], which is not what the probe of section 6 needs. A mode
+# share that falls during training, with a masked similarity below the untrained model's, is
+# the decoder escaping. The training curve is measured on batches whose ratio is drawn per
+# batch, the test line at 0.75, so their heights differ. Generation samples rather than taking
+# the argmax, so its images can vary even when the mode share is high. Exercise 5 tries a
+# position signal the LayerNorm cannot wash out.
 #
 # ## 5. Unconditional generation
 #
@@ -612,6 +663,10 @@ plt.show()
 #    one step, what does generation reduce to? Compare with section 4 at ratio 1.0.
 # 4. Train with `mage.mask_ratio` set to `uniform:0.5,1.0`: does the shape of the distribution
 #    matter, or only its support reaching 1?
+# 5. Train with `overrides={"mage.decoder_pos": "sincos"}`: a fixed 2D sin-cos decoder position
+#    embedding, as MAE's decoder has (`learned_sincos` learns on from the same table). Compare
+#    the mode share and masked similarity of section 4 and the linear probe of section 6 with
+#    the official learned embedding: does the decoder leave the trap, and does the probe follow?
 
 # %%
 run.summary()

@@ -158,8 +158,8 @@ def test_training_loss_with_a_tokenizer_attached():
     imgs = torch.rand(8, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     model.train()
     loss, logs = model.training_loss(imgs, 0)
-    assert torch.isfinite(loss) and set(logs) == {"acc", "mask_ratio"}
-    assert 0 <= logs["acc"] <= 1 and 0.5 <= logs["mask_ratio"] <= 1
+    assert torch.isfinite(loss) and set(logs) == {"acc", "mask_ratio", "mode_share"}
+    assert 0 <= logs["acc"] <= 1 and 0.5 <= logs["mask_ratio"] <= 1 and 0 <= logs["mode_share"] <= 1
     model.eval()  # features in eval mode: no dropout
     f = model.features_from_images(imgs)
     torch.testing.assert_close(f["avg"], model.features(vq.encode_to_ids(imgs))["avg"])

@@ -14,9 +14,11 @@ KEYS = ["masked_acc", "masked_acc_baseline", "loss_first", "loss_last", "fd_clas
         # KID and precision/recall in the same (shared) feature network, and the measured sampling noise
         "kid_mage", "kid_mage_std", "kid_untrained", "kid_real", "kid_recon", "kid_fixed075",
         "precision_mage", "recall_mage", "precision_untrained", "recall_untrained", "precision_recon", "recall_recon",
-        "precision_real", "recall_real", "fd_classifier_mage_seeds", "kid_mage_seeds", "generation_noise"]
+        "precision_real", "recall_real", "fd_classifier_mage_seeds", "kid_mage_seeds", "generation_noise",
+        # the [C]-padding trap (docs/method.md 7.2)
+        "mode_share", "masked_similarity", "mode_share_untrained", "masked_similarity_untrained"]
 FIGURES = ["mask_ratio", "sequences", "training", "reconstructions", "samples", "decoding_steps", "inpainting",
-           "precision_recall", "probe", "ablation", "generation_scores"]
+           "precision_recall", "probe", "ablation", "generation_scores", "trap"]
 
 
 def test_smoke_03_logs_every_key_and_figure(smoke_runs):
@@ -30,6 +32,7 @@ def test_smoke_03_logs_every_key_and_figure(smoke_runs):
     assert len(m["fd_classifier_mage_seeds"]) == len(m["kid_mage_seeds"]) == len(noise["seeds"]) == 3
     assert m["fd_classifier_mage_seeds"][0] == m["fd_classifier_mage"]  # the run's own samples are the first seed
     assert all(0 <= m[f"{k}_{s}"] <= 1 for k in ("precision", "recall") for s in ("mage", "untrained", "recon", "real"))
+    assert 0 <= m["mode_share"] <= 1 and 0 <= m["mode_share_untrained"] <= 1  # the [C]-padding trap's diagnostic
     for name in FIGURES:
         assert (smoke_runs / NB / "seed0" / f"{name}.png").stat().st_size > 5_000, name
 
