@@ -11,13 +11,7 @@ from mage_lite.layers import FixedPosEmbed, LearnedPosEmbed, sincos_pos_embed_2d
 from mage_lite.mage import DECODER_POS, MAGE, MAGEConfig, mode_counts
 from mage_lite.mage_eval import masked_input_similarity, masked_token_accuracy, mode_share, trap_metrics
 
-K, L = 16, 16  # a 4 x 4 token grid
-TINY = dict(codebook_size=K, num_tokens=L, dim=32, depth=2, heads=2, decoder_depth=1)
-
-
-def tiny(**kw) -> MAGE:
-    torch.manual_seed(0)
-    return MAGE(MAGEConfig(**{**TINY, **kw})).eval()
+from test_mage import K, L, TINY, tiny  # the same tiny MAGE: L = 16 tokens, a 4 x 4 grid
 
 
 def data(B=8, seed=0):
