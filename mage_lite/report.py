@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .artifacts import REPO_ROOT, DamagedFileError, config_hash, load_json, runs_root, save_json
+from .artifacts import REPO_ROOT, DamagedFileError, block_between, config_hash, load_json, runs_root, save_json
 from .config import PRESET_NAMES, ConfigError, load_preset
 from .notebooks import NOTEBOOK_DIR, cli, resolve_dataset
 
@@ -473,8 +473,8 @@ def write_report(preset: str, seeds: int, status: dict, metrics: dict[str, dict[
 
 
 def table_from_readme(text: str) -> str:
-    start, end = text.index(TABLE_START) + len(TABLE_START), text.index(TABLE_END)
-    return text[start:end].strip()
+    """The claims table of a README (between the report-table markers)."""
+    return block_between(text, TABLE_START, TABLE_END)
 
 
 def _task(args) -> int:
