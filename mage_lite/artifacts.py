@@ -197,7 +197,14 @@ def get_or_train(
     Any notebook may call this for any model, so notebooks run in any order. Returns
     (model in eval mode, history, run_dir).
     """
-    model = build()
+    def seeded_build() -> nn.Module:
+        # The initial weights come from the key alone, not from whatever the caller drew before:
+        # the same model is the same whichever notebook trains it first.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(config_hash(config), 16))
+            return build()
+
+    model = seeded_build()
     key = {**config, "code": code_fingerprint(type(model), *code)}
     run_dir = Path(root) / f"{name}-{config_hash(key)}"
     final = run_dir / "model.pt"
@@ -214,7 +221,7 @@ def get_or_train(
             # model.pt marks a run complete: set it aside and the run is redone (from its last checkpoint, if any).
             what = f"{e.path} {e.problem}" if isinstance(e, DamagedFileError) else f"{run_dir / 'history.json'} is missing"
             final.replace(final.with_name("model.pt.damaged"))
-            model = build()  # the weights may have loaded already: start again from an untrained model
+            model = seeded_build()  # the weights may have loaded already: start again from an untrained model
             print(f"warning: {what}; moved {final.name} aside to model.pt.damaged and training {name} again")
     if not final.exists():
         save_json(key, run_dir / "config.json")

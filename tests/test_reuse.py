@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import torch
 import torch.nn as nn
 
 from mage_lite import artifacts
@@ -54,6 +55,25 @@ def test_fingerprint_covers_the_modules_a_model_uses():
     assert "mage_lite.artifacts" not in mods and "mage_lite.plots" not in mods
     assert code_fingerprint(MAE, fit) != code_fingerprint(MAGE, fit)
     assert code_fingerprint(MAE, fit) == code_fingerprint(fit, MAE)
+
+
+def test_initial_weights_depend_on_the_key_not_on_earlier_draws(tmp_path):
+    inits = []
+
+    def train(model, run_dir):
+        inits.append(model.weight.detach().clone())
+        return [{"step": 1, "loss": 0.0}]
+
+    for earlier_seed in (1, 2):
+        torch.manual_seed(earlier_seed)  # a notebook that drew other random numbers first
+        get_or_train("lin", {"a": 1}, lambda: nn.Linear(4, 4), train, tmp_path, retrain=True)
+    torch.manual_seed(1)
+    get_or_train("lin", {"a": 2}, lambda: nn.Linear(4, 4), train, tmp_path)
+    assert torch.equal(inits[0], inits[1]) and not torch.equal(inits[0], inits[2])
+    torch.manual_seed(5)
+    state = torch.get_rng_state()
+    get_or_train("lin", {"a": 2}, lambda: nn.Linear(4, 4), train, tmp_path)  # reused: builds under its own seed
+    assert torch.equal(torch.get_rng_state(), state)  # and leaves the caller's generator as it was
 
 
 def test_retrain_and_fresh_train_again_once(tmp_path, monkeypatch):
