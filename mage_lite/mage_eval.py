@@ -176,6 +176,27 @@ def probe_tokens(probe: ProbeData, model, train_ids: torch.Tensor, test_ids: tor
 
 
 @torch.no_grad()
+def input_features(tokenizer, ids: torch.Tensor) -> dict[str, torch.Tensor]:
+    """What MAGE's input alone carries, as features of token ids (N, L) (CPU, float):
+
+    - ``bag_of_codes`` (N, K): each image's code histogram (fractions of its L positions);
+    - ``code_vectors`` (N, L * D): the codebook vectors at every position, flattened, as the
+      quantizer compares them (l2-normalised when it normalises).
+    """
+    ids = ids.flatten(1).cpu()  # (N, L)
+    codes = tokenizer.quantizer._codes().detach().float().cpu()  # (K, D)
+    bag = F.one_hot(ids, codes.shape[0]).float().mean(1)  # (N, K)
+    return {"bag_of_codes": bag, "code_vectors": codes[ids].flatten(1)}  # (N, L * D)
+
+
+def probe_inputs(probe: ProbeData, tokenizer, train_ids: torch.Tensor, test_ids: torch.Tensor) -> dict[str, float]:
+    """Linear-probe accuracy (%) on :func:`input_features` of the probe images' token ids: the bar a MAGE
+    encoder's probe is read against (what its training added beyond the tokens themselves)."""
+    tr, te = input_features(tokenizer, train_ids), input_features(tokenizer, test_ids)
+    return {k: linear_probe(tr[k], probe.train_labels, te[k], probe.test_labels, probe.cfg, probe.seed) for k in tr}
+
+
+@torch.no_grad()
 def generate(model, n: int, steps: int, temperature: float, seed: int = 0, batch_size: int = 250) -> torch.Tensor:
     """``n`` token grids (n, L) on the CPU from nothing, by iterative decoding in batches."""
     device = next(model.parameters()).device
