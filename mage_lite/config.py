@@ -104,6 +104,49 @@ class Preset:
         return dataclasses.asdict(self)
 
 
+BUDGET_MODELS = ("mae", "mage", "mage_c")  # the models notebooks compare with each other: equal images, same schedule shape
+
+
+def train_images(p: Preset) -> int:
+    """Images in the train split the preset's models read (synthetic shapes or CIFAR-10's 50,000)."""
+    return p.data.shapes_train if p.data.dataset == "shapes" else 50000
+
+
+def budgets(p: Preset) -> dict[str, dict]:
+    """Each model's training budget: steps, images per step, images seen, epochs of the train split
+    and the warm-up's share of the schedule. MAGE-C reads ``mage_train``'s images, two views of each."""
+    n = train_images(p)
+    out = {}
+    for model, t in (("mae", p.mae_train), ("vqgan", p.vqgan_train), ("mage", p.mage_train), ("mage_c", p.mage_train),
+                     ("fd_classifier", p.fd_classifier_train)):
+        images = t.steps * t.batch_size
+        out[model] = {"steps": t.steps, "batch_size": t.batch_size, "images": images, "epochs": images / n,
+                      "warmup_share": t.warmup_steps / t.steps}
+    return out
+
+
+def budget_mismatches(p: Preset) -> list[str]:
+    """Why the models the notebooks compare (MAE, MAGE, MAGE-C) were not trained at equal budgets: one
+    sentence per difference in images seen or in warm-up share (empty when they match)."""
+    b = budgets(p)
+    ref = b["mage"]
+    problems = []
+    for model in BUDGET_MODELS:
+        m = b[model]
+        if m["images"] != ref["images"]:
+            problems.append(f"{model} sees {m['images']:,} training images but mage {ref['images']:,}")
+        if abs(m["warmup_share"] - ref["warmup_share"]) > 0.01:
+            problems.append(f"{model} warms up over {m['warmup_share']:.0%} of its steps but mage over {ref['warmup_share']:.0%}")
+    return problems
+
+
+def describe_budget(p: Preset, model: str) -> str:
+    """e.g. "0.51 epochs (400 steps x 64 images)", for printing beside a comparison."""
+    m = budgets(p)[model]
+    views = " x 2 views" if model == "mage_c" else ""
+    return f"{m['epochs']:.2f} epochs ({m['steps']} steps x {m['batch_size']} images{views})"
+
+
 def _presets() -> dict[str, Preset]:
     smoke = Preset(
         name="smoke",
@@ -115,7 +158,7 @@ def _presets() -> dict[str, Preset]:
         vqgan=VQGANConfig(channels=16, norm_groups=8, codebook_size=64, code_dim=8, disc_channels=8, disc_start=25, restart_after=5),
         vqgan_train=TrainConfig(steps=40, batch_size=32, base_lr=5e-3, warmup_steps=5, ckpt_every=10, log_every=5),
         mage=MAGEConfig(codebook_size=64, dim=64, depth=2, heads=2, decoder_depth=1, dropout=0.0),
-        mage_train=TrainConfig(steps=30, batch_size=32, base_lr=6e-3, warmup_steps=5, ckpt_every=10, log_every=5),
+        mage_train=TrainConfig(steps=30, batch_size=64, base_lr=6e-3, warmup_steps=5, ckpt_every=10, log_every=5),
         bank=BankConfig(views=2),
         generation=GenerationConfig(steps=4, temperature=2.0, samples=64, reference=200, eval_images=200, batch_size=64),
         fd_classifier=FDClassifierConfig(width=8, feature_dim=32),
@@ -127,13 +170,14 @@ def _presets() -> dict[str, Preset]:
         data=DataConfig(dataset="cifar10"),
         probe=ProbeConfig(train_size=10000, test_size=5000, epochs=30),
         mae=MAEConfig(dim=128, depth=4, heads=4, decoder_dim=64, decoder_depth=2, decoder_heads=4),
-        mae_train=TrainConfig(steps=450, batch_size=128, base_lr=1.5e-3, warmup_steps=30, log_every=10),
-        # ~100 img/s on one CPU thread: ~2.3 min per tokenizer, notebook 02 (two of them) ~5 min
-        vqgan=VQGANConfig(channels=32, norm_groups=16, codebook_size=256, code_dim=16, disc_channels=16, disc_start=260, restart_after=20),
-        vqgan_train=TrainConfig(steps=400, batch_size=32, base_lr=3e-3, warmup_steps=20, log_every=10),
+        # MAE, MAGE and MAGE-C: the same 25,600 images (0.51 epochs), warm-up 5 % of the steps
+        mae_train=TrainConfig(steps=200, batch_size=128, base_lr=1.5e-3, warmup_steps=10, log_every=10),
+        # 1.02 epochs at ~190 img/s on 2 threads (measured): ~4.5 min per tokenizer; the GAN from 65 % of the steps
+        vqgan=VQGANConfig(channels=32, norm_groups=16, codebook_size=256, code_dim=16, disc_channels=16, disc_start=520, restart_after=20),
+        vqgan_train=TrainConfig(steps=800, batch_size=64, base_lr=3e-3, warmup_steps=40, log_every=10),
         # MAGE ~110 img/s on one thread with dropout 0, tokenizing included (measured): ~95 s per model, two models
         mage=MAGEConfig(codebook_size=256, dim=128, depth=4, heads=4, decoder_depth=2, dropout=0.0),
-        mage_train=TrainConfig(steps=160, batch_size=64, base_lr=6e-3, warmup_steps=10, log_every=10),
+        mage_train=TrainConfig(steps=400, batch_size=64, base_lr=6e-3, warmup_steps=20, log_every=10),
         bank=BankConfig(views=2),
         # 1000 samples (was 500): KID's standard subset size, P/R at 1000 vs 1000; generating 250 at 8 steps took
         # 6.3 s with decoding (one niced thread on a loaded machine): about +60 s in notebook 03 (proposed, to measure)
@@ -145,19 +189,21 @@ def _presets() -> dict[str, Preset]:
     )
     cpu = Preset(
         name="cpu",
-        description="real CIFAR-10, a small reproduction: about 30 minutes per notebook on 2 CPU cores",
+        description="real CIFAR-10, a small reproduction: 30-60 minutes per notebook on 2 CPU cores",
         data=DataConfig(dataset="cifar10"),
         probe=ProbeConfig(train_size=20000, test_size=0, epochs=40),
         mae=MAEConfig(dim=128, depth=4, heads=4, decoder_dim=96, decoder_depth=2, decoder_heads=4),
-        mae_train=TrainConfig(steps=1400, batch_size=128, base_lr=1.5e-3, warmup_steps=70, log_every=20),
+        # MAE, MAGE and MAGE-C: the same 102,400 images (2.05 epochs), warm-up 5 % of the steps
+        mae_train=TrainConfig(steps=800, batch_size=128, base_lr=1.5e-3, warmup_steps=40, log_every=20),
         mae_ratio_sweep=(0.5, 0.9),
-        mage_c_weight_sweep=(0.3,), mage_c_temperature_sweep=(0.5,), mage_c_input_sweep=("masked",),
-        # ~52 img/s on one CPU thread: ~12.3 min per tokenizer, notebook 02 (two of them) ~26 min
-        vqgan=VQGANConfig(channels=48, norm_groups=16, codebook_size=512, code_dim=32, disc_channels=32, disc_start=800, restart_after=50),
-        vqgan_train=TrainConfig(steps=1200, batch_size=32, base_lr=3e-3, warmup_steps=50, log_every=20),
+        # one MAGE-C variant beside the default: ~110 img/s on 2 threads (two views, the clean pass) is ~15 min per model
+        mage_c_input_sweep=("masked",),
+        # 3.07 epochs at ~100 img/s on 2 threads (measured at 32 px): ~26 min per tokenizer; the GAN from 65 % of the steps
+        vqgan=VQGANConfig(channels=48, norm_groups=16, codebook_size=512, code_dim=32, disc_channels=32, disc_start=1560, restart_after=50),
+        vqgan_train=TrainConfig(steps=2400, batch_size=64, base_lr=3e-3, warmup_steps=80, log_every=20),
         # MAGE ~90 img/s on one thread with this larger tokenizer and dropout 0 (estimated from a step benchmark): ~9.5 min per model
         mage=MAGEConfig(codebook_size=512, dim=128, depth=4, heads=4, decoder_depth=2, dropout=0.0),
-        mage_train=TrainConfig(steps=800, batch_size=64, base_lr=6e-3, warmup_steps=40, log_every=20),
+        mage_train=TrainConfig(steps=1600, batch_size=64, base_lr=6e-3, warmup_steps=80, log_every=20),
         bank=BankConfig(views=4),
         # 2000 samples (was 800) against 10,000: 250 samples at 12 steps took 10.8 s with decoding (one niced thread,
         # loaded machine); 7 sample sets in notebook 03, a few minutes more (proposed, to measure)
@@ -186,12 +232,13 @@ def _presets() -> dict[str, Preset]:
         fd_classifier=FDClassifierConfig(width=64, blocks=2, feature_dim=256),  # ~20 epochs of a ResNet-14 (not measured)
         fd_classifier_train=TrainConfig(steps=4000, batch_size=256, base_lr=2e-3, warmup_steps=200, ckpt_every=1000, log_every=50),
     )
-    # The ablation report (python -m mage_lite.report): ci's models, every MAGE trained 2.5x as long.
-    # Seven MAGE-sized trainings per seed (~4 min each at ~105 img/s); 3 seeds, two notebooks at a time.
+    # The ablation report (python -m mage_lite.report): ci's models, MAE and every MAGE trained twice as long
+    # (1.02 epochs each). Seven MAGE-sized trainings per seed; 3 seeds, two notebooks at a time.
     report = dataclasses.replace(
         ci, name="report",
-        description="the ablation report's size: ci's models with 400 MAGE steps; the grid x 3 seeds on 2 CPU cores",
-        mage_train=dataclasses.replace(ci.mage_train, steps=400, warmup_steps=20))
+        description="the ablation report's size: ci's models trained for one epoch; the grid x 3 seeds on 2 CPU cores",
+        mae_train=dataclasses.replace(ci.mae_train, steps=400, warmup_steps=20),
+        mage_train=dataclasses.replace(ci.mage_train, steps=800, warmup_steps=40))
     return {p.name: p for p in (smoke, ci, cpu, gpu, report)}
 
 

@@ -18,13 +18,13 @@ measured (an interrupted check resumes), and trained models are reused from the 
 """
 
 import argparse
-import dataclasses
 import sys
 import time
+from pathlib import Path
 
 import torch
 
-from .artifacts import load_json, render_readme_block, save_json
+from .artifacts import REPO_ROOT, load_json, replace_block, save_json
 from .config import ConfigError, load_preset
 from .mage import MAGE
 from .mage_eval import GenerationScorer, masked_token_accuracy, probe_inputs, probe_tokens, trap_metrics
@@ -149,6 +149,18 @@ def render_table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def render_tables(paths: list[str]) -> str:
+    """One table per result file, in the order given."""
+    return "\n\n".join(render_table(load_json(p)) for p in paths)
+
+
+def render_readme(paths: list[str]) -> Path:
+    """Write :func:`render_tables` between README.md's design-table markers; returns the README's path."""
+    readme = REPO_ROOT / "README.md"
+    readme.write_text(replace_block(readme.read_text(), TABLE_START, TABLE_END, render_tables(paths)))
+    return readme
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m mage_lite.design_check", description=__doc__.split("\n")[0])
     ap.add_argument("--preset", default="ci")
@@ -159,11 +171,12 @@ def main(argv=None) -> int:
                     help="an arm: its name, then its overrides (repeat --arm for more arms)")
     ap.add_argument("--generation", action="store_true", help="also score unconditional samples (KID, fd_classifier)")
     ap.add_argument("--out", default="reports/design/ci.json")
-    ap.add_argument("--render", default="", metavar="JSON", help="only re-render README.md's table from JSON")
+    ap.add_argument("--render", nargs="+", default=[], metavar="JSON",
+                    help="only re-render README.md's design tables from these result files (one table each)")
     args = ap.parse_args(argv)
     try:
         if args.render:
-            print(f"rendered {render_readme_block(args.render, TABLE_START, TABLE_END, render_table)} from {args.render}")
+            print(f"rendered {render_readme(args.render)} from {', '.join(args.render)}")
             return 0
         if not args.arm:
             raise ConfigError("no arm given; pass e.g. --arm base --arm sincos mage.decoder_pos=sincos")

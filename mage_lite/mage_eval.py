@@ -121,15 +121,17 @@ def trap_metrics(model, ids: torch.Tensor, ratio: float = 0.75, seed: int = 0, b
     The masks are drawn as masked_token_accuracy draws them (a generator seeded with ``seed``,
     one draw per batch of ``batch_size`` at the fixed ``ratio``), so with the same arguments
     both see the same masked positions. Returns {"mode_share": :func:`mode_share` of the
-    one-pass predictions (argmax) over all masked positions, "masked_similarity": the mean over
-    images of :func:`masked_input_similarity`}. In eval mode (restored after).
+    one-pass predictions (argmax) over all masked positions, "mode_share_true": the same share
+    for the true tokens (what a perfect model would score: the floor to read it against),
+    "masked_similarity": the mean over images of :func:`masked_input_similarity`}. In eval
+    mode (restored after).
     """
     device = next(model.parameters()).device
     ids = ids.flatten(1)
     gen = torch.Generator(device=device).manual_seed(seed)
     was_training = model.training
     model.eval()
-    top = total = 0
+    top = top_true = total = 0
     sims = []
     try:
         for i in range(0, len(ids), batch_size):
@@ -138,12 +140,14 @@ def trap_metrics(model, ids: torch.Tensor, ratio: float = 0.75, seed: int = 0, b
             masked, dropped = model.sample_mask(len(x), device, ratio, gen)  # what model(x, ratio=, generator=) draws
             _, logits, _ = model(x, masked, dropped, features=f)
             top += int(mode_counts(logits.argmax(-1), masked).sum())
+            top_true += int(mode_counts(x, masked).sum())
             total += int(masked.sum())
             sims.append(_masked_similarity_per_image(model, model._input(x, f), masked, dropped).cpu())
     finally:
         model.train(was_training)
     sim = _nanmean(torch.cat(sims) if sims else torch.empty(0))
-    return {"mode_share": top / total if total else math.nan, "masked_similarity": sim}
+    return {"mode_share": top / total if total else math.nan, "mode_share_true": top_true / total if total else math.nan,
+            "masked_similarity": sim}
 
 
 @torch.no_grad()

@@ -152,7 +152,7 @@ def test_trap_metrics_use_the_masks_of_masked_token_accuracy():
     model = tiny().train()
     ids = torch.randint(0, K, (10, L), generator=torch.Generator().manual_seed(0))
     res = trap_metrics(model, ids, ratio=0.75, seed=3, batch_size=10)
-    assert model.training and set(res) == {"mode_share", "masked_similarity"}
+    assert model.training and set(res) == {"mode_share", "mode_share_true", "masked_similarity"}
     assert 0 <= res["mode_share"] <= 1 and -1 <= res["masked_similarity"] <= 1
     assert trap_metrics(model, ids, 0.75, seed=3, batch_size=10) == res  # the same seed, the same masks
     # by hand: the masks that masked_token_accuracy's generator gives (one draw for the one batch)
@@ -163,6 +163,7 @@ def test_trap_metrics_use_the_masks_of_masked_token_accuracy():
         _, logits_acc, mask_acc = model(ids, ratio=0.75, generator=torch.Generator().manual_seed(3))
     assert torch.equal(mask_acc.bool(), masked)  # what masked_token_accuracy sees
     assert res["mode_share"] == pytest.approx(mode_share(logits.argmax(-1), masked))
+    assert res["mode_share_true"] == pytest.approx(mode_share(ids, masked))  # a perfect model's share
     assert res["masked_similarity"] == pytest.approx(masked_input_similarity(model, ids, masked, dropped), abs=1e-6)
     acc = masked_token_accuracy(model, ids, 0.75, seed=3, batch_size=10)
     assert acc["positions"] == int(masked.sum())

@@ -39,13 +39,16 @@ def test_smoke_03_logs_every_key_and_figure(smoke_runs):
 
 def test_ci_03_mage_reconstructs_and_generates(ci_runs):
     m = metrics(ci_runs, NB)
-    # Exact-match accuracy over 256 near-duplicate codes after 160 steps: measured in ci 3.28 % vs a
-    # most-frequent-code baseline of 2.01 % (untrained model 0.43 %) on the same 96,000 masked test
-    # positions, where one standard error is about 0.06 points. +5 points is out of reach at this budget
-    # (an exploratory 600-step run reached 5.4 %); "clearly above" here is +0.75 points (over 10 standard
-    # errors) and 1.3x the baseline, with room for run-to-run and library-version drift.
-    assert m["masked_acc"] > m["masked_acc_baseline"] + 0.75, m
-    assert m["masked_acc"] > 1.3 * m["masked_acc_baseline"], m
+    # Issue 11's bar for a MAGE that learns (ci: a one-epoch tokenizer, MAGE at the preset's budget, the
+    # preset's decoder position embedding): clearly above the most-frequent-code baseline on the same
+    # masked test positions, out of the [C]-padding trap, and a probe above the random encoder's on the
+    # same tokens (the untrained model's probe varies by about +-1 point with its initialisation).
+    assert m["masked_acc"] > 2 * m["masked_acc_baseline"], m
+    assert m["mode_share"] < 0.5 and m["mode_share"] > m["mode_share_true"], m
+    assert m["probe_mage"] >= m["probe_random_encoder"] + 3, m
+    assert m["budget_mismatches"] == [] and m["budgets"]["mae"]["images"] == m["budgets"]["mage"]["images"], m
+    # the other padding was trained and measured at the same budget
+    assert m["other_padding"] == "mask_token" and 0 <= m["mode_share_other_padding"] <= 1, m
     assert m["fd_classifier_mage"] < m["fd_classifier_untrained"], m
     assert m["fd_classifier_real"] < m["fd_classifier_recon"] and m["fd_classifier_real"] < m["fd_classifier_mage"], m
     assert m["fd_classifier_test_acc"] >= 60, m  # issue 12's bar for the shared feature network in ci (chance: 10 %)
