@@ -345,3 +345,29 @@ def _check_preset(p: Preset) -> None:
         raise ConfigError(f"data.image_size {d.image_size} does not match the models' input size (mae.image_size "
                           f"{p.mae.image_size}, vqgan.image_size {p.vqgan.image_size}); use data.image_size="
                           f"{p.mae.image_size}, or set all three to one size")
+
+
+BUDGET_START, BUDGET_END = "<!-- budget-table -->", "<!-- /budget-table -->"
+
+
+def render_budget_table() -> str:
+    """The README's table of every preset's training budgets, in epochs of its train split."""
+    lines = ["| preset | train images | MAE = MAGE = MAGE-C | tokenizer | feature network (generation metrics) |",
+             "| --- | --- | --- | --- | --- |"]
+    for name in PRESET_NAMES:
+        p = load_preset(name)
+        b = budgets(p)
+        cell = lambda m: f"{b[m]['epochs']:.2f} epochs ({b[m]['steps']} x {b[m]['batch_size']})"  # noqa: E731
+        mae, mage = b["mae"], b["mage"]
+        same = (f"{mage['epochs']:.2f} epochs ({mae['steps']} x {mae['batch_size']} / {mage['steps']} x {mage['batch_size']})"
+                if not budget_mismatches(p) else "NOT EQUAL: " + "; ".join(budget_mismatches(p)))
+        lines.append(f"| `{name}` | {train_images(p):,} | {same} | {cell('vqgan')} | {cell('fd_classifier')} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m mage_lite.config: re-render the README's budget table
+    from .artifacts import REPO_ROOT, replace_block
+
+    readme = REPO_ROOT / "README.md"
+    readme.write_text(replace_block(readme.read_text(), BUDGET_START, BUDGET_END, render_budget_table()))
+    print(f"rendered the budget table in {readme}")

@@ -32,3 +32,14 @@ def test_budget_is_stated_in_epochs():
     assert budgets(p)["mage"]["epochs"] == pytest.approx(0.1)
     assert describe_budget(p, "mage") == "0.10 epochs (100 steps x 50 images)"
     assert describe_budget(p, "mage_c") == "0.10 epochs (100 steps x 50 images x 2 views)"
+
+
+def test_readme_budget_table_is_rendered_from_the_presets():
+    from pathlib import Path
+
+    from mage_lite.artifacts import block_between
+    from mage_lite.config import BUDGET_END, BUDGET_START, render_budget_table
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert block_between(readme, BUDGET_START, BUDGET_END) == render_budget_table().strip(), \
+        "README's budget table is stale: run python -m mage_lite.config"
