@@ -35,8 +35,13 @@ class NotebookFailed(RuntimeError):
 
 
 def discover() -> list[Path]:
-    """The course notebooks in order: notebooks/NN_name.py."""
+    """The course notebooks in order: notebooks/NN_name.py (not the solutions in notebooks/solutions/)."""
     return sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.py"))
+
+
+def discover_solutions() -> list[Path]:
+    """The solutions to the notebooks' exercises in order: notebooks/solutions/NN_solutions.py."""
+    return sorted((NOTEBOOK_DIR / "solutions").glob("[0-9][0-9]_solutions.py"))
 
 
 def select(only: list[str] | None) -> list[Path]:
