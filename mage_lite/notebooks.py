@@ -35,8 +35,13 @@ class NotebookFailed(RuntimeError):
 
 
 def discover() -> list[Path]:
-    """The course notebooks in order: notebooks/NN_name.py."""
+    """The course notebooks in order: notebooks/NN_name.py (not the solutions in notebooks/solutions/)."""
     return sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.py"))
+
+
+def discover_solutions() -> list[Path]:
+    """The solutions to the notebooks' exercises in order: notebooks/solutions/NN_solutions.py."""
+    return sorted((NOTEBOOK_DIR / "solutions").glob("[0-9][0-9]_solutions.py"))
 
 
 def select(only: list[str] | None) -> list[Path]:
@@ -120,6 +125,8 @@ def execute(book: Path, params: dict, out_dir: Path, progress: bool = True, name
     import papermill
     from nbconvert import HTMLExporter
 
+    from .kernel_setup import KERNEL_ARGUMENTS, RunnerKernelManager
+
     nb = jupytext.read(book)
     nb.metadata.setdefault("kernelspec", {"name": KERNEL, "display_name": "Python 3", "language": "python"})
     unknown = set(params) - parameter_names(nb)
@@ -130,17 +137,31 @@ def execute(book: Path, params: dict, out_dir: Path, progress: bool = True, name
     out = out_dir / f"{name or book.stem}.ipynb"
     try:
         papermill.execute_notebook(nb, str(out), parameters=params, kernel_name=KERNEL, cwd=str(REPO_ROOT),
-                                   progress_bar=progress, log_output=False)
+                                   progress_bar=progress, log_output=False,
+                                   kernel_manager_class=RunnerKernelManager, extra_arguments=KERNEL_ARGUMENTS)
     except papermill.PapermillExecutionError as e:
         full = re.search(r"\[Errno 28\] [^:]*: '(.*)'", str(e.evalue))
         if full:  # the kernel ran out of disk: say so as the runner's own writes do
             raise OSError(errno.ENOSPC, "No space left on device", full.group(1)) from None
+        tidy_saved(out)
         raise NotebookFailed(
             f"{book.stem} failed in cell {e.cell_index} (execution count {e.exec_count}): {e.ename}: {e.evalue}; "
             f"the executed notebook with the traceback is {out}") from None
+    tidy_saved(out)
     body, _ = HTMLExporter().from_filename(str(out))
     out.with_suffix(".html").write_text(body)
     return out
+
+
+def tidy_saved(path: Path) -> None:
+    """Rewrite an executed notebook with each text progress bar at its last state (see kernel_setup)."""
+    import nbformat
+
+    from .kernel_setup import tidy_streams
+
+    nb = nbformat.read(path, as_version=4)
+    tidy_streams(nb)
+    nbformat.write(nb, path)
 
 
 def _flatten(m: dict, prefix: str = "") -> dict[str, float]:

@@ -1,5 +1,7 @@
 """Small matplotlib helpers the notebooks share: image grids, training curves, metric charts."""
 
+import re
+
 import matplotlib.pyplot as plt
 import torch
 
@@ -33,8 +35,8 @@ def image_rows(rows: list[torch.Tensor], row_titles: list[str] | None = None, co
     return fig
 
 
-def curves(histories: dict[str, list[dict]], key: str = "loss", ax=None, logy: bool = False):
-    """Plot ``key`` against step for several metric histories on one axis."""
+def curves(histories: dict[str, list[dict]], key: str = "loss", ax=None, logy: bool = False, ylabel: str = ""):
+    """Plot ``key`` against step for several metric histories on one axis (y axis labelled ``ylabel`` or ``key``)."""
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 3))
     for label, hist in histories.items():
@@ -42,7 +44,7 @@ def curves(histories: dict[str, list[dict]], key: str = "loss", ax=None, logy: b
         if pts:
             ax.plot(*zip(*pts), label=label)
     ax.set_xlabel("step")
-    ax.set_ylabel(key)
+    ax.set_ylabel(ylabel or key)
     if logy:
         ax.set_yscale("log")
     ax.legend(fontsize=8)
@@ -50,13 +52,43 @@ def curves(histories: dict[str, list[dict]], key: str = "loss", ax=None, logy: b
     return ax
 
 
-def bar_chart(values: dict[str, float], ylabel: str, ax=None, title: str = ""):
-    """Bars with their values written on top; for probe accuracies and similar."""
+LOWER_IS_BETTER = "lower is better"
+# Distances between image sets (fd_classifier, FID, KID): a smaller value means closer to the real images.
+_DISTANCE = re.compile(r"(?<![a-z])(fd|fid|kid|fr[eé]chet)(?![a-z])", re.IGNORECASE)
+
+
+def is_distance(label: str) -> bool:
+    """Whether an axis label names a distance (fd_classifier, FID, KID), where lower values are better."""
+    return bool(_DISTANCE.search(label))
+
+
+def _bar_label(v: float) -> str:
+    # Probe accuracies read well with one decimal; KID and other small values need significant digits.
+    return f"{v:.1f}" if abs(v) >= 10 else f"{v:.3g}"
+
+
+def bar_chart(values: dict[str, float], ylabel: str, ax=None, title: str = "", lower_is_better: bool | None = None):
+    """Bars from zero with their values written on top; for probe accuracies, distances and similar.
+
+    The y axis always includes zero, so bar heights compare as ratios; it is never cut to the
+    data range. ``lower_is_better`` (default: guessed from ``ylabel``, true for fd_classifier,
+    FID and KID) adds "lower is better" to the y label, unless the label or title says it already.
+    """
+    if not ylabel:
+        raise ValueError("bar_chart needs a y label saying what the bars measure (and its unit)")
     if ax is None:
         _, ax = plt.subplots(figsize=(max(3, len(values) * 1.1), 3))
+    if lower_is_better is None:
+        lower_is_better = is_distance(ylabel)
+    if lower_is_better and LOWER_IS_BETTER not in (ylabel + " " + title).lower():
+        ylabel = f"{ylabel} ({LOWER_IS_BETTER})"
     bars = ax.bar(list(values), list(values.values()), color="tab:blue")
     for b, v in zip(bars, values.values()):
-        ax.text(b.get_x() + b.get_width() / 2, b.get_height(), f"{v:.1f}", ha="center", va="bottom", fontsize=8)
+        ax.text(b.get_x() + b.get_width() / 2, b.get_height(), _bar_label(v), ha="center",
+                va="bottom" if v >= 0 else "top", fontsize=8)
+    # Bars stick to zero (matplotlib's sticky edges); the margin leaves room for the value labels
+    # above the tallest bar while autoscaling stays on for lines a caller draws afterwards.
+    ax.margins(y=0.12)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=9)
     ax.tick_params(axis="x", labelrotation=20, labelsize=8)

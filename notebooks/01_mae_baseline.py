@@ -120,7 +120,7 @@ for norm_pix in (True, False):
 
 fig, axes = plt.subplots(1, 2, figsize=(10, 3))
 for ax, label in zip(axes, histories):
-    curves({label: histories[label]}, "loss", ax=ax)
+    curves({label: histories[label]}, "loss", ax=ax, ylabel="MSE on removed patches")
     ax.set_title(f"masked-patch loss, target: {label}", fontsize=9)
 run.savefig(fig, "loss_curves")
 plt.show()
@@ -209,7 +209,8 @@ for r, acc in ratio_probe.items():
 run.log(probe_by_mask_ratio={str(r): a for r, a in ratio_probe.items()},
         loss_by_mask_ratio={str(r): ratio_loss[r] for r in ratio_probe})
 ax = bar_chart({f"r = {r}": a for r, a in ratio_probe.items()}, "probe top-1 (%)", title="probe vs mask ratio (norm-pix)")
-ax.axhline(random_acc["avg"], ls="--", c="gray")
+ax.axhline(random_acc["avg"], ls="--", c="gray", label="random encoder")
+ax.legend(fontsize=8)
 run.savefig(ax.figure, "mask_ratio")
 plt.show()
 

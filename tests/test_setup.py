@@ -37,7 +37,7 @@ def test_ci_runs_the_readme_test_command():
     assert ci_lines[-1] == command
 
 
-@pytest.mark.parametrize("book", notebooks.discover(), ids=lambda p: p.stem)
+@pytest.mark.parametrize("book", notebooks.discover() + notebooks.discover_solutions(), ids=lambda p: p.stem)
 def test_notebook_pair_in_sync_and_without_outputs(book):
     ipynb = book.with_suffix(".ipynb")
     assert ipynb.exists(), f"{book.name} has no paired {ipynb.name}: run jupytext --sync {book}"

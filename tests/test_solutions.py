@@ -1,0 +1,22 @@
+"""The solutions to the notebooks' exercises (notebooks/solutions/) are separate from the course
+and execute in the smoke preset, reusing the models of the session's smoke run."""
+
+import pytest
+
+from mage_lite import notebooks
+
+
+def test_solutions_are_not_course_notebooks_and_cover_every_notebook():
+    course, solutions = notebooks.discover(), notebooks.discover_solutions()
+    assert solutions and not set(course) & set(solutions)
+    assert [b.stem for b in notebooks.select(None)] == [b.stem for b in course]  # the runner's default: course only
+    assert [b.stem[:2] for b in solutions] == [b.stem[:2] for b in course]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("book", notebooks.discover_solutions(), ids=lambda p: p.stem)
+def test_solutions_execute_in_smoke(book, smoke_runs, monkeypatch):
+    # The smoke run's folder: the models its notebooks trained are reused, only the exercises' variants train.
+    monkeypatch.setenv("MAGE_LITE_RUNS_DIR", str(smoke_runs.parent))
+    out = notebooks.execute(book, {"preset": "smoke"}, smoke_runs / "solutions", progress=False)
+    assert out.with_suffix(".html").stat().st_size > 10_000
