@@ -13,6 +13,7 @@ import torch.nn as nn
 
 from .artifacts import get_or_train, runs_root, save_json
 from .augment import BatchSampler
+from .banner import print_preset_banner
 from .config import load_preset
 from .data import load_dataset
 from .device import pick_device
@@ -52,6 +53,7 @@ class NotebookRun:
                               "tag": tag, "overrides": dict(overrides or {}), "complete": False,
                               "config": self.cfg.to_dict()}
         print(f"{notebook} | preset {preset} | seed {seed} | device {self.device} | outputs in {self.dir}")
+        print_preset_banner(preset)
 
     @cached_property
     def data(self):

@@ -17,3 +17,11 @@ def test_presets_that_measure_print_no_banner(capsys):
         assert preset_banner(preset) == ""
         print_preset_banner(preset)
     assert capsys.readouterr().out == ""
+
+
+def test_every_notebook_setup_prints_it(capsys, tmp_path, monkeypatch):
+    from mage_lite.session import NotebookRun
+
+    monkeypatch.setenv("MAGE_LITE_RUNS_DIR", str(tmp_path))
+    NotebookRun("banner_check", "smoke")
+    assert "PRESET SMOKE" in " ".join(capsys.readouterr().out.split())
