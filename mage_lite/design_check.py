@@ -90,7 +90,8 @@ def measure_arm(preset: str, dataset: str, seed: int, overrides: dict, generatio
     acc = masked_token_accuracy(model, eval_ids, EVAL_RATIO, seed=0)
     trap = trap_metrics(model, eval_ids, EVAL_RATIO, seed=0)
     result = {"overrides": overrides, "tokenizer": cached["tokenizer"], "mage": budget(run.cfg.mage_train, n_train),
-              "decoder_pos": run.cfg.mage.decoder_pos, "padding": run.cfg.mage.padding,
+              "decoder_pos": run.cfg.mage.decoder_pos, "decoder_pos_scale": run.cfg.mage.decoder_pos_scale,
+              "padding": run.cfg.mage.padding,
               "masked_acc": acc["acc"], "masked_acc_baseline": acc["baseline"], **trap,
               "mode_share_history": [h.get("mode_share") for h in history if "mode_share" in h],
               "probe_mage": probe_tokens(run.probe, model, train_ids, test_ids, keys=("avg",))["avg"],
@@ -103,6 +104,20 @@ def measure_arm(preset: str, dataset: str, seed: int, overrides: dict, generatio
     return result
 
 
+def code_version() -> str:
+    """The git commit of the code that measured (with "+changes" when the work tree differs), or "unknown"."""
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "mage_lite"], cwd=REPO_ROOT, capture_output=True,
+                               text=True).stdout.strip()
+        return head + ("+changes" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
 def measure(preset: str, dataset: str, seed: int, base: dict, arms: list[tuple[str, dict]], generation: bool, out: str,
             command: str) -> dict:
     try:
@@ -112,6 +127,7 @@ def measure(preset: str, dataset: str, seed: int, base: dict, arms: list[tuple[s
     if results.get("preset") != preset or results.get("base") != base or results.get("seed") != seed:
         results = {"preset": preset, "seed": seed, "base": base, "arms": {}}
     results["command"] = command
+    results["code"] = code_version()
     tokenizer_cache: dict = {}
     for name, overrides in arms:
         done = results["arms"].get(name)
@@ -128,12 +144,18 @@ def _pct(x: float) -> str:
     return f"{x:.1f}"
 
 
+def _position(r: dict) -> str:
+    """e.g. "learned", "sincos", "sincos x2" (older result files carry the scale in their overrides only)."""
+    scale = r.get("decoder_pos_scale", r["overrides"].get("mage.decoder_pos_scale", 1.0))
+    return r["decoder_pos"] + (f" x{scale:g}" if r["decoder_pos"] != "learned" and scale != 1 else "")
+
+
 def render_row(name: str, r: dict) -> str:
     t = r["tokenizer"]
     gen = r.get("generation", {}).get("mage", {})
     kid = f"{1000 * gen['kid']:.1f}" if gen else "–"
     return (f"| {name} | {t['codebook_size']} | {t['epochs']:.2f} | {t['psnr']:.2f} ({t['psnr_thumbnail']:.2f}) | "
-            f"{100 * t['usage']:.0f} % | {r['mage']['epochs']:.2f} | {r['decoder_pos']} | {r['padding']} | "
+            f"{100 * t['usage']:.0f} % | {r['mage']['epochs']:.2f} | {_position(r)} | {r['padding']} | "
             f"{r['masked_acc']:.2f} ({r['masked_acc_baseline']:.2f}) | {100 * r['mode_share']:.1f} | "
             f"{_pct(r['probe_mage'])} | {_pct(r['probe_random_encoder'])} | {_pct(r['probe_inputs']['bag_of_codes'])} | "
             f"{_pct(r['probe_inputs']['code_vectors'])} | {kid} |")

@@ -343,13 +343,16 @@ plt.show()
 #
 # **The way out, kept within the paper's design.** [C] padding stays; what changes is the
 # decoder position embedding (`mage.decoder_pos`): `learned` is the official one (std 0.02),
-# `sincos` a fixed 2D sin-cos table as in MAE's decoder, whose rows are of the order of [C]
-# itself, and `learned_sincos` learns on from that table. The design check
-# (`python -m mage_lite.design_check`, the README's "Design choices" table) trains all three at
-# equal budgets with this tokenizer: the preset's default is the one that leaves the trap and
-# probes best there, and the official choice stays one parameter away. Budget matters as much
-# as the position signal: the same model trained for twice the images leaves the trap where the
-# shorter run does not (same table).
+# `sincos` a fixed 2D sin-cos table as in MAE's decoder, and `learned_sincos` learns on from that
+# table; `mage.decoder_pos_scale` multiplies the table. A sin-cos entry has RMS $1/\sqrt2$ while
+# [C]'s entries are of order 1, so at scale 1 the masked positions still share most of their
+# direction after the LayerNorm, and at scale 2 the position dominates. The design check
+# (`python -m mage_lite.design_check`, the README's "Design choices" tables) trained these at
+# equal budgets on this preset's tokenizer: `ci` and `cpu` use `sincos` at scale 2, which left
+# the trap and probed best there, and the official choice stays one parameter away
+# (`overrides={"mage.decoder_pos": "learned"}`). Budget matters as much as the position signal:
+# the same model trained for twice the images leaves the trap at scale 1 where the shorter run
+# does not (same tables).
 #
 # ## 5. Unconditional generation
 #
@@ -690,10 +693,10 @@ plt.show()
 #    one step, what does generation reduce to? Compare with section 4 at ratio 1.0.
 # 4. Train with `mage.mask_ratio` set to `uniform:0.5,1.0`: does the shape of the distribution
 #    matter, or only its support reaching 1?
-# 5. Train with `overrides={"mage.decoder_pos": "sincos"}`: a fixed 2D sin-cos decoder position
-#    embedding, as MAE's decoder has (`learned_sincos` learns on from the same table). Compare
-#    the mode share and masked similarity of section 4 and the linear probe of section 6 with
-#    the official learned embedding: does the decoder leave the trap, and does the probe follow?
+# 5. Train with `overrides={"mage.decoder_pos": "learned"}`, the official embedding, and then
+#    with `mage.decoder_pos_scale` at 1 and 4: compare the mode share and masked similarity of
+#    section 4 and the linear probe of section 6 with this preset's default. Does the decoder
+#    leave the trap, and does the probe follow?
 
 # %%
 run.summary()

@@ -76,9 +76,9 @@ def test_bad_arm_is_refused_before_training(capsys):
 
 def test_render_table_has_one_row_per_arm():
     arm = {"tokenizer": {"codebook_size": 256, "epochs": 1.02, "psnr": 22.25, "psnr_thumbnail": 20.71, "usage": 1.0},
-           "mage": {"epochs": 0.51}, "decoder_pos": "sincos", "padding": "cls", "masked_acc": 3.5, "masked_acc_baseline": 1.14,
+           "mage": {"epochs": 0.51}, "decoder_pos": "sincos", "overrides": {"mage.decoder_pos_scale": 2}, "padding": "cls", "masked_acc": 3.5, "masked_acc_baseline": 1.14,
            "mode_share": 0.76, "mode_share_true": 0.09, "probe_mage": 30.8, "probe_random_encoder": 28.4,
            "probe_inputs": {"bag_of_codes": 32.5, "code_vectors": 38.3}}
     table = design_check.render_table({"preset": "ci", "seed": 0, "command": "cmd", "arms": {"a": arm, "b": arm}})
     rows = [l for l in table.splitlines() if l.startswith("| a ") or l.startswith("| b ")]
-    assert len(rows) == 2 and "22.25 (20.71)" in rows[0] and "76.0" in rows[0] and "3.50 (1.14)" in rows[0]
+    assert len(rows) == 2 and "22.25 (20.71)" in rows[0] and "76.0" in rows[0] and "3.50 (1.14)" in rows[0] and "| sincos x2 |" in rows[0]

@@ -141,13 +141,17 @@ plt.show()
 compare({"truncated Gaussian": base_results, "uniform": measure(mage("mage-uniform0.5,1.0", mask_ratio="uniform:0.5,1.0"))})
 
 # %% [markdown]
-# ## 5. A fixed sin-cos decoder position embedding
+# ## 5. The decoder position embedding and its scale
 #
 # When every masked decoder input is the same [C], only the position embedding tells the
-# masked positions apart. A learned embedding starts nearly equal everywhere (small random
-# values), so the decoder can settle on one code for all of them: the trap. A fixed sin-cos
-# table makes the positions distinct from the first step. Compare the mode share, and whether
-# the probe moves with it.
+# masked positions apart. The official learned embedding starts nearly equal everywhere (std
+# 0.02), so the decoder can settle on one code for all of them: the trap. A sin-cos table makes
+# the positions distinct from the first step, the more so the larger its scale against [C].
+# Compare the mode share, and whether the probe moves with it.
 
 # %%
-compare({"learned": base_results, "sincos": measure(mage("mage-sincos", decoder_pos="sincos"))})
+default = f"{run.cfg.mage.decoder_pos} x{run.cfg.mage.decoder_pos_scale:g} (preset default)"
+compare({default: base_results,
+         "learned (official)": measure(mage("mage-pos-learned", decoder_pos="learned")),
+         "sincos x1": measure(mage("mage-pos-sincos-x1", decoder_pos="sincos", decoder_pos_scale=1.0)),
+         "sincos x4": measure(mage("mage-pos-sincos-x4", decoder_pos="sincos", decoder_pos_scale=4.0))})
