@@ -38,6 +38,7 @@ from .fd import decode_ids
 from .generate import iterative_decode
 from .mae import MAE
 from .mage import MAGE
+from .mage_c import MAGEC
 from .token_bank import BankSampler, build_bank
 from .train import param_groups
 from .vqgan import VQGAN
@@ -181,14 +182,14 @@ def bench_preset(name: str, device: torch.device, steps: int = 10) -> list[dict]
 
     # MAGE-C: two views per image; half the images per step, as the notebooks train it
     ccfg = dataclasses.replace(mcfg, contrastive_weight=0.1)
-    mage_c = MAGE(ccfg).set_tokenizer(vq).to(device)
+    mage_c = MAGEC(ccfg).set_tokenizer(vq).to(device)
     bank2 = BankSampler(bank, device, views=2)
     step, spent = _train_step(mage_c, lambda: bank2(b // 2, gen), device)
     record(f"MAGE-C {mcfg.dim}x{mcfg.depth}", "training step, token bank (2 views)", b // 2, step, spent)
     step, spent = _train_step(mage_c, lambda: pretokenized(b // 2, 2), device)
     record(f"MAGE-C {mcfg.dim}x{mcfg.depth}", "training step, pre-tokenized ids (2 views)", b // 2, step, spent)
     # InfoNCE on the reconstruction pass instead of an extra clean pass: two MAGE passes' worth of work
-    mage_cm = MAGE(dataclasses.replace(ccfg, contrastive_input="masked")).set_tokenizer(vq).to(device)
+    mage_cm = MAGEC(dataclasses.replace(ccfg, contrastive_input="masked")).set_tokenizer(vq).to(device)
     step, spent = _train_step(mage_cm, lambda: bank2(b // 2, gen), device)
     record(f"MAGE-C {mcfg.dim}x{mcfg.depth}", "training step, token bank (2 views), InfoNCE on the masked pass",
            b // 2, step, spent)

@@ -2,8 +2,8 @@
 
 MAGE-C adds a SimCLR-style loss between two augmented views of every image to MAGE's
 token-reconstruction loss. The official training code was never released; the choices
-made here (the ``contrastive_*`` fields of ``MAGEConfig``, discussed in notebook 04) are this
-project's.
+made here (the ``contrastive_*`` fields of ``MAGECConfig``, discussed in notebook 04) are this
+project's. The model that uses these pieces is ``mage_c.MAGEC``.
 """
 
 import torch

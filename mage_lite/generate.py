@@ -58,7 +58,8 @@ def iterative_decode(
     known_mask: torch.Tensor | None = None,
     return_history: bool = True,
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Generate ``batch`` token grids with ``steps`` decoding steps.
+    """Generate ``batch`` token grids with ``steps`` decoding steps of ``model`` (a token MAGE or
+    MAGE-C, read through ``model.logits_for``).
 
     known (B, L) ids and known_mask (B, L) bool (True = given) fix some tokens (inpainting).
     ``generator`` must live on the model's device. Runs in eval mode under no_grad on the

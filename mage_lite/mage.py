@@ -1,17 +1,23 @@
 """MAGE (Li et al., CVPR 2023) at CIFAR scale: one model for representation and generation.
 
-Input and target are VQGAN token ids. A variable fraction of the tokens is masked (ratio
-drawn once per batch from a truncated Gaussian, mean about 0.69); half of the sequence is
-dropped from the encoder, the rest of the masked positions enter it as [MASK]. A fake
-class token [C0] sits at position 0. The decoder pads every masked position with [C],
-the encoder's projected output at position 0, and predicts the original tokens through a
-head tied to the (detached) token embedding. The loss is label-smoothed cross-entropy on
-the masked positions only. See docs/method.md section 3.
+Read top to bottom, this file follows the paper (docs/method.md section 3):
 
-Two switches turn it into the variants the later notebooks study: ``contrastive_weight > 0``
-adds MAGE-C's InfoNCE loss between two augmented views (notebook 04), and
-``input="continuous"`` feeds the encoder the tokenizer's unquantized features instead of
-token ids (notebook 05's quantization-shortcut ablation); targets and loss stay the same.
+1. Tokens. A frozen VQGAN turns an image into L token ids over a codebook of K codes.
+2. Variable masking. A masking ratio is drawn once per batch from a truncated Gaussian
+   (mean about 0.69); that fraction of the tokens is masked, and of those, half of the
+   sequence is dropped from the encoder. The rest of the masked positions enter it as [MASK].
+3. Encoder. A fake class token [C0] sits at position 0, before the token sequence. The ViT
+   encoder reads [C0] and the kept tokens, each with its learned position embedding.
+4. [C] padding. The decoder's input is the encoder's output scattered back to its positions,
+   with every masked position filled with [C], the projected encoder output at position 0.
+5. Decoder and head. A shallower transformer, then logits over the codebook through a head
+   tied to the (detached) token embedding.
+6. Loss. Label-smoothed cross-entropy on the masked positions only.
+
+Entry points: ``training_loss(batch, step)`` for training, ``features(x)`` for probing,
+``logits_for(ids)`` for iterative decoding (mage_lite.generate). The variants the later
+notebooks study subclass this model: MAGE-C (mage_c.py, notebook 04) and the
+continuous-input arm (mage_continuous.py, notebook 05).
 """
 
 import math
@@ -21,15 +27,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .contrastive import ProjectionHead, info_nce, positive_rank_accuracy
 from .layers import Block, FixedPosEmbed, LearnedPosEmbed, init_weights, pooled_features, sincos_pos_embed_2d
 from .masking import Fixed, make_ratio_dist, mask_count, mask_tokens
 
 PADDINGS = ("cls", "mask_token")
 DECODER_POS = ("learned", "sincos", "learned_sincos")
 LOSS_ON = ("masked", "all")
-INPUTS = ("tokens", "continuous")
-CONTRASTIVE_INPUTS = ("masked", "clean")
 
 
 @dataclass
@@ -51,16 +54,11 @@ class MAGEConfig:
     # decoder position embedding: "learned" (official: learned, init std 0.02) | "sincos" (fixed 2D sin-cos as MAE's
     # decoder: a buffer, no gradient, a zero row at position 0) | "learned_sincos" (learned, initialised from that table)
     decoder_pos: str = "learned"
+    # multiplies the sin-cos table of "sincos" / "learned_sincos" (1 = MAE's table, entries of RMS 1/sqrt 2); [C] has
+    # entries of order 1, so at 2 the position, not [C], dominates a masked position's input (docs/method.md 7.2)
+    decoder_pos_scale: float = 1.0
     loss_on: str = "masked"  # cross-entropy on "masked" positions only (MAGE) | "all" positions (the ablation)
     label_smoothing: float = 0.1  # label smoothing of the cross-entropy (official: 0.1)
-    input: str = "tokens"  # encoder input: "tokens" (MAGE) | "continuous" (unquantized tokenizer features, notebook 05)
-    feature_dim: int = 0  # width of the continuous features: set it from the tokenizer (cfg.code_dim); input="continuous" only
-    # MAGE-C (notebook 04). The official code was never released: head sizes and pooling are this project's choices.
-    contrastive_weight: float = 0.0  # lambda: loss = reconstruction + lambda * InfoNCE; 0 = plain MAGE (MAGE-C: 0.1)
-    contrastive_temperature: float = 0.2  # InfoNCE temperature (SimCLR-style, about 0.2)
-    contrastive_hidden: int = 512  # hidden width of the 2-layer projection head
-    contrastive_out: int = 128  # projection width where InfoNCE is taken (SimCLR: 128)
-    contrastive_input: str = "clean"  # encoder pass InfoNCE reads: "clean" (an extra unmasked pass) | "masked" (reconstruction's: no extra cost)
 
     def __post_init__(self):
         if self.codebook_size < 2 or self.num_tokens < 1:
@@ -91,24 +89,10 @@ class MAGEConfig:
             if self.dec_dim % 4:
                 raise ValueError(f"mage.decoder_pos={self.decoder_pos!r} needs a decoder width divisible by 4, "
                                  f"got {self.dec_dim}")
+        if not self.decoder_pos_scale > 0:
+            raise ValueError(f"mage.decoder_pos_scale must be > 0, got {self.decoder_pos_scale}")
         if self.loss_on not in LOSS_ON:
             raise ValueError(f"mage.loss_on must be one of {LOSS_ON}, got {self.loss_on!r}")
-        if self.input not in INPUTS:
-            raise ValueError(f"mage.input must be one of {INPUTS}, got {self.input!r}")
-        if self.feature_dim < 0:
-            raise ValueError(f"mage.feature_dim must be >= 0 (0: taken from the tokenizer), got {self.feature_dim}")
-        if self.contrastive_weight < 0 or self.contrastive_temperature <= 0:
-            raise ValueError(f"mage.contrastive_weight must be >= 0 and mage.contrastive_temperature > 0, got "
-                             f"{self.contrastive_weight} and {self.contrastive_temperature}")
-        if self.contrastive_input not in CONTRASTIVE_INPUTS:
-            raise ValueError(f"mage.contrastive_input must be one of {CONTRASTIVE_INPUTS}, got {self.contrastive_input!r}")
-        if self.contrastive_hidden < 1 or self.contrastive_out < 1:
-            raise ValueError("mage.contrastive_hidden and mage.contrastive_out must be at least 1")
-
-    @property
-    def contrastive(self) -> bool:
-        """MAGE-C: trained on two views per image with the InfoNCE term."""
-        return self.contrastive_weight > 0
 
     # Resolved at use, not in __post_init__, so that dataclasses.replace(cfg, dim=...) moves the decoder too.
     @property
@@ -123,51 +107,63 @@ class MAGEConfig:
 class MAGE(nn.Module):
     """Masked token model. Token ids (B, L) in [0, K) -> logits (B, L, K) over the codebook.
 
-    Vocabulary: the K codes, then [MASK] (id K), then [C0] (id K + 1). With
-    ``input="continuous"`` the encoder reads features (B, L, C) instead of ids; the targets
-    are still the ids.
+    Vocabulary: the K codes, then [MASK] (id K), then [C0] (id K + 1).
     """
 
     def __init__(self, cfg: MAGEConfig):
         super().__init__()
         self.cfg = cfg
-        K, L, D, Dd = cfg.codebook_size, cfg.num_tokens, cfg.dim, cfg.dec_dim
-        self.mask_id, self.c0_id = K, K + 1
+        self.mask_id, self.c0_id = cfg.codebook_size, cfg.codebook_size + 1
         self.ratio_dist = make_ratio_dist(cfg.mask_ratio)
         self._tokenizer: list = []  # a plain list: the frozen VQGAN is no submodule, so not in state_dict
-        # Encoder: token + learned position embedding -> LayerNorm -> dropout (BERT-style embedding)
-        self.token_emb = nn.Embedding(K + 2, D)
-        if cfg.input == "continuous":  # features projected to the width; [MASK] and [C0] stay embeddings
-            if cfg.feature_dim < 1:
-                raise ValueError("a continuous-input MAGE needs mage.feature_dim: set it to the tokenizer's code_dim")
-            self.feature_proj = nn.Linear(cfg.feature_dim, D)
-        self.pos_embed = LearnedPosEmbed(L + 1, D)  # position 0 is [C0]
-        self.emb_norm = nn.LayerNorm(D)
+        # The parts in the order of the paper. A subclass extends a part by overriding its builder:
+        # the order of construction fixes the random draws and the parameter order.
+        self._build_embedding()
+        self._build_encoder()
+        self._build_decoder()
+        self._build_head()
+        self._init_weights()
+
+    def _build_embedding(self):
+        """The token embedding: one row per code, [MASK] and [C0] (K + 2 rows of width D)."""
+        self.token_emb = nn.Embedding(self.cfg.codebook_size + 2, self.cfg.dim)
+
+    def _build_encoder(self):
+        """Learned position embedding -> LayerNorm -> dropout (BERT-style embedding), then the ViT blocks."""
+        cfg = self.cfg
+        self.pos_embed = LearnedPosEmbed(cfg.num_tokens + 1, cfg.dim)  # position 0 is [C0]
+        self.emb_norm = nn.LayerNorm(cfg.dim)
         self.emb_drop = nn.Dropout(cfg.dropout)
-        self.blocks = nn.ModuleList(Block(D, cfg.heads, cfg.mlp_ratio, cfg.dropout) for _ in range(cfg.depth))
-        self.norm = nn.LayerNorm(D)
-        # Decoder
-        self.decoder_embed = nn.Linear(D, Dd)
-        if cfg.padding == "mask_token":
+        self.blocks = nn.ModuleList(Block(cfg.dim, cfg.heads, cfg.mlp_ratio, cfg.dropout) for _ in range(cfg.depth))
+        self.norm = nn.LayerNorm(cfg.dim)
+
+    def _build_decoder(self):
+        """Projection to the decoder width, the padding, the decoder position embedding and blocks."""
+        cfg, L, Dd = self.cfg, self.cfg.num_tokens, self.cfg.dec_dim
+        self.decoder_embed = nn.Linear(cfg.dim, Dd)
+        if cfg.padding == "mask_token":  # MAE-style: one learned vector instead of [C]
             self.mask_token = nn.Parameter(torch.zeros(1, 1, Dd))
         if cfg.decoder_pos == "learned":  # the official one; the default path draws exactly what it always drew
             self.decoder_pos_embed = LearnedPosEmbed(L + 1, Dd)
         else:  # 2D sin-cos over the sqrt(L) x sqrt(L) grid, a zero row for position 0 ([C0] / [C])
-            table = sincos_pos_embed_2d(Dd, math.isqrt(L), cls_token=True)  # (1+L, Dd)
+            table = cfg.decoder_pos_scale * sincos_pos_embed_2d(Dd, math.isqrt(L), cls_token=True)  # (1+L, Dd)
             self.decoder_pos_embed = (FixedPosEmbed(table) if cfg.decoder_pos == "sincos"
                                       else LearnedPosEmbed(L + 1, Dd, init=table))
         self.decoder_blocks = nn.ModuleList(
             Block(Dd, cfg.dec_heads, cfg.mlp_ratio, cfg.dropout) for _ in range(cfg.decoder_depth))
         self.decoder_norm = nn.LayerNorm(Dd)
-        # Head: Linear -> GELU -> LayerNorm, then logits against the detached token embedding + bias
-        self.head_fc = nn.Linear(Dd, D)
-        self.head_norm = nn.LayerNorm(D)
-        self.head_bias = nn.Parameter(torch.zeros(K + 2))
-        if cfg.contrastive:
-            self.projection = ProjectionHead(D, cfg.contrastive_hidden, cfg.contrastive_out)
+
+    def _build_head(self):
+        """Linear -> GELU -> LayerNorm, then logits against the detached token embedding + a bias."""
+        cfg = self.cfg
+        self.head_fc = nn.Linear(cfg.dec_dim, cfg.dim)
+        self.head_norm = nn.LayerNorm(cfg.dim)
+        self.head_bias = nn.Parameter(torch.zeros(cfg.codebook_size + 2))
+
+    def _init_weights(self):
         self.apply(init_weights)
         nn.init.normal_(self.token_emb.weight, std=0.02)
-        if cfg.padding == "mask_token":
+        if self.cfg.padding == "mask_token":
             nn.init.normal_(self.mask_token, std=0.02)
 
     def no_weight_decay(self):
@@ -176,7 +172,7 @@ class MAGE(nn.Module):
             names.append("decoder_pos_embed.weight")
         return tuple(names + (["mask_token"] if self.cfg.padding == "mask_token" else []))
 
-    # --- tokenizer -----------------------------------------------------------------
+    # --- 1. tokens -----------------------------------------------------------------
     def set_tokenizer(self, vqgan: nn.Module) -> "MAGE":
         """Attach a trained VQGAN (frozen, eval mode). It is kept out of parameters() and state_dict."""
         if vqgan.codebook_size != self.cfg.codebook_size or vqgan.num_tokens != self.cfg.num_tokens:
@@ -196,24 +192,24 @@ class MAGE(nn.Module):
     @torch.no_grad()
     def tokenize(self, imgs: torch.Tensor) -> torch.Tensor:
         """imgs (B, 3, H, W) float in [0, 1] -> ids (B, L) int64, in full precision even under autocast."""
-        return self.encode_images(imgs)[1]
+        return self._tokenizer_outputs(imgs)[1]
 
     @torch.no_grad()
-    def encode_images(self, imgs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """imgs (B, 3, H, W) in [0, 1] -> (encoder input, target ids (B, L)) from the frozen tokenizer.
-
-        The encoder input is the ids themselves, or with ``input="continuous"`` the
-        unquantized features (B, L, C) whose nearest codes the ids are.
-        """
+    def _tokenizer_outputs(self, imgs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """imgs (B, 3, H, W) in [0, 1] -> the frozen tokenizer's (unquantized features (B, L, C), ids (B, L))."""
         tok = self.tokenizer
         if next(tok.parameters()).device != imgs.device:  # model.to(device) does not move it
             tok.to(imgs.device)
         tok.eval()
         with torch.autocast(device_type=imgs.device.type, enabled=False):
-            feats, ids = tok.encode_features(imgs.float())  # (B, L, C), (B, L)
-        return (feats if self.cfg.input == "continuous" else ids), ids
+            return tok.encode_features(imgs.float())  # (B, L, C), (B, L)
 
-    # --- masking -------------------------------------------------------------------
+    def encode_images(self, imgs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """imgs (B, 3, H, W) in [0, 1] -> (what the encoder reads, target ids (B, L)): here both are the ids."""
+        ids = self.tokenize(imgs)  # (B, L)
+        return ids, ids
+
+    # --- 2. variable masking -------------------------------------------------------
     def sample_mask(self, batch: int, device, ratio: float | None = None, generator=None):
         """(masked, dropped), each (B, L) bool, drawn as in training (or at a fixed ``ratio``)."""
         dist = self.ratio_dist if ratio is None else Fixed(ratio)
@@ -221,6 +217,7 @@ class MAGE(nn.Module):
         return m.masked, m.dropped
 
     def _check_mask(self, ids, masked, dropped):
+        """A mask given by the caller: masked, dropped (B, L) bool, dropped (default: nothing) within masked."""
         B, L = ids.shape
         if masked is None:
             raise ValueError("give `masked` whenever `dropped` is given")
@@ -231,19 +228,16 @@ class MAGE(nn.Module):
             raise ValueError("`dropped` must be a subset of `masked` with the same number of dropped tokens in every row")
         return masked, dropped
 
-    # --- encoder -------------------------------------------------------------------
+    # --- 3. encoder ----------------------------------------------------------------
+    def embed_tokens(self, ids: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
+        """ids (B, L), masked (B, L) bool -> (B, L, D): each token's embedding, [MASK]'s where masked."""
+        return self.token_emb(ids.masked_fill(masked, self.mask_id))
+
     def _embed(self, inp: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
-        """inp: ids (B, L) or continuous features (B, L, C); masked (B, L) bool
-        -> embedded [C0] + sequence (B, 1+L, D), masked positions as [MASK]."""
-        B = inp.shape[0]
-        c0 = self.token_emb(inp.new_full((B, 1), self.c0_id, dtype=torch.long))  # (B, 1, D)
-        if self.cfg.input == "continuous":
-            if not inp.is_floating_point() or inp.dim() != 3:
-                raise ValueError(f"a continuous-input MAGE reads features (B, L, C), got {inp.dtype} {tuple(inp.shape)}")
-            x = self.feature_proj(inp.to(self.feature_proj.weight.dtype))  # (B, L, D)
-            x = torch.where(masked[..., None], self.token_emb.weight[self.mask_id].to(x.dtype), x)  # same [MASK] as tokens
-        else:
-            x = self.token_emb(inp.masked_fill(masked, self.mask_id))  # (B, L, D)
+        """The encoder's input sequence: [C0], then :meth:`embed_tokens` of ``inp``, with position
+        embeddings, LayerNorm and dropout -> (B, 1+L, D)."""
+        x = self.embed_tokens(inp, masked)  # (B, L, D)
+        c0 = self.token_emb(inp.new_full((inp.shape[0], 1), self.c0_id, dtype=torch.long))  # (B, 1, D)
         x = self.pos_embed(torch.cat([c0.to(x.dtype), x], dim=1))  # (B, 1+L, D)
         return self.emb_drop(self.emb_norm(x))
 
@@ -256,16 +250,16 @@ class MAGE(nn.Module):
         return torch.cat([order.new_zeros(B, 1), order + 1], dim=1)  # (B, 1+N)
 
     def forward_encoder(self, inp, masked, dropped):
-        """inp: ids (B, L) (or features (B, L, C)); masked, dropped (B, L) bool
+        """inp: ids (B, L); masked, dropped (B, L) bool
         -> (latent (B, 1+N, D), kept index (B, 1+N)), N = L - #dropped."""
         x = self._embed(inp, masked)  # (B, 1+L, D)
         idx = self._kept_index(dropped)  # (B, 1+N)
-        x = torch.gather(x, 1, idx[..., None].expand(-1, -1, x.shape[2]))  # (B, 1+N, D)
+        x = torch.gather(x, 1, idx[..., None].expand(-1, -1, x.shape[2]))  # (B, 1+N, D): dropped positions leave
         for blk in self.blocks:
             x = blk(x)
         return self.norm(x), idx
 
-    # --- decoder -------------------------------------------------------------------
+    # --- 4. [C] padding ------------------------------------------------------------
     def decoder_input(self, latent, idx, masked):
         """The padded decoder input (B, 1+L, Dd), before the decoder position embedding.
 
@@ -285,8 +279,9 @@ class MAGE(nn.Module):
         m = torch.cat([masked.new_zeros(B, 1), masked], dim=1)  # (B, 1+L): position 0 never masked
         return torch.where(m[..., None], pad, full)
 
+    # --- 5. decoder and head -------------------------------------------------------
     def forward_decoder(self, latent, idx, masked):
-        """-> logits over the codebook (B, L, K) (position 0 dropped)."""
+        """latent (B, 1+N, D), idx (B, 1+N), masked (B, L) -> logits over the codebook (B, L, K) (position 0 dropped)."""
         x = self.decoder_pos_embed(self.decoder_input(latent, idx, masked))  # (B, 1+L, Dd)
         for blk in self.decoder_blocks:
             x = blk(x)
@@ -297,114 +292,91 @@ class MAGE(nn.Module):
         h = self.head_norm(F.gelu(self.head_fc(x)))  # (B, T, D)
         E = self.token_emb.weight.detach()  # (K+2, D): tied, no gradient into the embedding through here
         logits = h @ E.t().to(h.dtype) + self.head_bias.to(h.dtype)  # (B, T, K+2)
-        return logits[..., : self.cfg.codebook_size]  # (B, T, K)
+        return logits[..., : self.cfg.codebook_size]  # (B, T, K): [MASK] and [C0] are never targets
 
-    # --- loss ----------------------------------------------------------------------
+    # --- 6. loss -------------------------------------------------------------------
     def forward_loss(self, ids, logits, mask):
-        """Label-smoothed cross-entropy, averaged over masked positions (or all with loss_on='all')."""
+        """ids (B, L), logits (B, L, K), mask (B, L) float -> label-smoothed cross-entropy, averaged over
+        the masked positions (or all with loss_on='all')."""
         B, L, K = logits.shape
         ce = F.cross_entropy(logits.float().reshape(B * L, K), ids.reshape(B * L),
-                             label_smoothing=self.cfg.label_smoothing, reduction="none").view(B, L)
+                             label_smoothing=self.cfg.label_smoothing, reduction="none").view(B, L)  # (B, L)
         w = mask if self.cfg.loss_on == "masked" else torch.ones_like(mask)
         return (ce * w).sum() / w.sum().clamp(min=1)
 
-    def forward(self, ids, masked=None, dropped=None, ratio: float | None = None, generator=None, features=None):
+    def forward(self, ids, masked=None, dropped=None, ratio: float | None = None, generator=None):
         """ids (B, L) (or (B, h, w)) int64 -> (loss, logits (B, L, K), mask (B, L) float, 1 = masked).
 
         The masking is drawn as in training unless ``masked`` (and optionally ``dropped``,
         default: nothing dropped) is given, or a fixed ``ratio`` is asked for (a ratio whose
-        mask count is below the drop count is refused by mask_tokens). A continuous-input
-        model also needs ``features`` (B, L, C); ``ids`` stay the targets.
+        mask count is below the drop count is refused by mask_tokens).
         """
-        return self._forward(ids, masked, dropped, ratio, generator, features)[:3]
-
-    def _forward(self, ids, masked=None, dropped=None, ratio=None, generator=None, features=None):
-        """forward() plus the encoder's output: (loss, logits, mask, latent (B, 1+N, D))."""
         ids = ids.flatten(1)  # (B, L)
+        return self._reconstruct(ids, ids, masked, dropped, ratio, generator)[:3]
+
+    def _reconstruct(self, inp, ids, masked=None, dropped=None, ratio=None, generator=None):
+        """One masked pass: the encoder reads ``inp`` (the ids (B, L) themselves, for MAGE), the loss
+        targets ``ids`` (B, L) -> (loss, logits (B, L, K), mask (B, L) float, latent (B, 1+N, D))."""
         if masked is None and dropped is None:
             masked, dropped = self.sample_mask(ids.shape[0], ids.device, ratio, generator)
         else:
             masked, dropped = self._check_mask(ids, masked, dropped)
-        latent, idx = self.forward_encoder(self._input(ids, features), masked, dropped)
+        latent, idx = self.forward_encoder(inp, masked, dropped)
         logits = self.forward_decoder(latent, idx, masked)
         mask = masked.float()
         return self.forward_loss(ids, logits, mask), logits, mask, latent
 
-    def _input(self, ids, features):
-        if self.cfg.input == "tokens":
-            return ids
-        if features is None:
-            raise ValueError("a continuous-input MAGE needs the tokenizer's features: pass features=(B, L, C)")
-        return features
+    # --- training ------------------------------------------------------------------
+    def training_loss(self, batch: torch.Tensor, step: int) -> tuple[torch.Tensor, dict]:
+        """The training entry point: batch -> (loss, logs), for mage_lite.train.fit.
 
-    def training_loss(self, batch: torch.Tensor, step: int):
-        """batch: images (B, 3, H, W) in [0, 1] (tokenized on the fly) or token ids (B, L) (from a token bank).
-
-        MAGE-C takes two views per image, (B, 2, 3, H, W) or (B, 2, L): both are reconstructed, and the
-        InfoNCE term pulls together the projected, average-pooled encoder outputs of the two
-        views of an image: from an extra unmasked pass (``contrastive_input="clean"``) or from
-        the reconstruction pass itself (``"masked"``: no extra encoder cost).
+        batch: images (B, 3, H, W) in [0, 1] (tokenized on the fly) or token ids (B, L) (from a
+        token bank). Logs: masked-token accuracy, the masking ratio and the mode share.
         """
-        if self.cfg.contrastive:
-            two_views = batch.dim() == (5 if batch.is_floating_point() else 3) and batch.shape[1] == 2
-            if not two_views:
-                raise ValueError(f"MAGE-C trains on two views per image, images (B, 2, 3, H, W) or ids (B, 2, L), got "
-                                 f"{batch.dtype} {tuple(batch.shape)}; sample batches with views=2")
-            B = batch.shape[0]
-            batch = batch.transpose(0, 1).flatten(0, 1)  # (2B, ...): all first views, then all second views
+        loss, logs, _, _ = self._training_pass(batch)
+        return loss, logs
+
+    def _training_pass(self, batch: torch.Tensor):
+        """:meth:`training_loss` plus what MAGE-C reads further: (loss, logs, encoder input, latent (B, 1+N, D))."""
         if batch.is_floating_point():
             inp, ids = self.encode_images(batch)
         else:
             inp = ids = batch.flatten(1)  # (B, L)
-        rec, logits, mask, latent = self._forward(ids, features=inp if self.cfg.input == "continuous" else None)
+        loss, logits, mask, latent = self._reconstruct(inp, ids)
         with torch.no_grad():
             pred = logits.argmax(-1)  # (B, L)
             correct = (pred == ids).float()  # (B, L)
             logs = {"acc": (correct * mask).sum() / mask.sum().clamp(min=1), "mask_ratio": mask.mean(),
                     # the [C]-padding trap (docs/method.md 7.2): share of masked positions given the image's mode
                     "mode_share": mode_counts(pred, mask.bool()).sum() / mask.sum().clamp(min=1)}
-        if not self.cfg.contrastive:
-            return rec, logs
-        if self.cfg.contrastive_input == "clean":  # an extra pass over the whole, unmasked sequence
-            none = torch.zeros(ids.shape, dtype=torch.bool, device=ids.device)
-            latent, _ = self.forward_encoder(inp, none, none)  # (2B, 1+L, D)
-        z = self.projection(latent[:, 1:].mean(dim=1))  # (2B, E): pooled over the encoded image positions, not [C0]
-        nce = info_nce(z[:B], z[B:], self.cfg.contrastive_temperature)
-        logs.update(rec_loss=rec.detach(), contrastive_loss=nce.detach(), view_match=positive_rank_accuracy(z[:B], z[B:]))
-        return rec + self.cfg.contrastive_weight * nce, logs
+        return loss, logs, inp, latent
 
     # --- generation ----------------------------------------------------------------
     def logits_for(self, ids: torch.Tensor) -> torch.Tensor:
         """ids (B, L) with [MASK] (id K) at unknown positions -> logits (B, L, K); nothing dropped.
 
         The caller sets eval mode and no_grad (see mage_lite.generate)."""
-        if self.cfg.input == "continuous":
-            raise ValueError("a continuous-input MAGE cannot generate: there are no features for positions it fills in; "
-                             "use input='tokens'")
-        ids = ids.flatten(1)
+        ids = ids.flatten(1)  # (B, L)
         masked = ids == self.mask_id
         dropped = torch.zeros_like(masked)
         latent, idx = self.forward_encoder(ids, masked, dropped)
         return self.forward_decoder(latent, idx, masked)
 
-    # --- probing -------------------------------------------------------------------
+    # --- representation ------------------------------------------------------------
     @torch.no_grad()
-    def features(self, ids: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Encoder features of the unmasked token sequence ids (B, L) for linear probing
-        (for a continuous-input model: of the unmasked features (B, L, C)).
+    def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The probing entry point: encoder features of the whole, unmasked input.
 
-        Returns {"avg": (B, D) mean of the image tokens after the final norm, "c0": (B, D)
-        position 0 after the final norm, "block_i": (B, D) mean of the image tokens after
-        block i, for i = 1..depth}.
+        x: images (B, 3, H, W) float in [0, 1] (tokenized here) or what the encoder reads
+        (token ids (B, L)). Returns {"avg": (B, D) mean of the image tokens after the final
+        norm, "c0": (B, D) position 0 after the final norm, "block_i": (B, D) mean of the image
+        tokens after block i, for i = 1..depth}.
         """
-        inp = ids if ids.is_floating_point() else ids.flatten(1)  # (B, L) ids or (B, L, C) features
-        x = self._embed(inp, torch.zeros(inp.shape[:2], dtype=torch.bool, device=inp.device))  # (B, 1+L, D)
-        return pooled_features(x, self.blocks, self.norm, first="c0")
-
-    @torch.no_grad()
-    def features_from_images(self, imgs: torch.Tensor) -> dict[str, torch.Tensor]:
-        """imgs (B, 3, H, W) float in [0, 1] -> :meth:`features` of their tokens (or features)."""
-        return self.features(self.encode_images(imgs)[0])
+        if x.is_floating_point() and x.dim() == 4:  # images
+            x = self.encode_images(x)[0]
+        inp = x if x.is_floating_point() else x.flatten(1)  # ids (B, L); a subclass may read (B, L, C) features
+        h = self._embed(inp, torch.zeros(inp.shape[:2], dtype=torch.bool, device=inp.device))  # (B, 1+L, D)
+        return pooled_features(h, self.blocks, self.norm, first="c0")
 
 
 def mode_counts(pred: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -18,6 +18,12 @@ from .probe import ProbeData, linear_probe, random_subset
 from .vqgan import encode_dataset
 
 
+def _features_arg(features: torch.Tensor | None, start: int, batch_size: int, device) -> dict:
+    """The ``features=`` keyword a continuous-input model's forward takes, for rows start..start+batch_size;
+    nothing for a token model (features None)."""
+    return {} if features is None else {"features": features[start:start + batch_size].to(device)}
+
+
 @torch.no_grad()
 def masked_token_accuracy(model, ids: torch.Tensor, ratio: float = 0.75, seed: int = 0,
                           batch_size: int = 500, features: torch.Tensor | None = None) -> dict:
@@ -41,8 +47,7 @@ def masked_token_accuracy(model, ids: torch.Tensor, ratio: float = 0.75, seed: i
     try:
         for i in range(0, len(ids), batch_size):
             x = ids[i:i + batch_size].to(device)
-            f = None if features is None else features[i:i + batch_size].to(device)
-            _, logits, mask = model(x, ratio=ratio, generator=gen, features=f)
+            _, logits, mask = model(x, ratio=ratio, generator=gen, **_features_arg(features, i, batch_size, device))
             m = mask.bool()
             correct += int((logits.argmax(-1) == x)[m].sum())
             base += int((x == mode)[m].sum())
@@ -104,7 +109,7 @@ def masked_input_similarity(model, ids: torch.Tensor, masked: torch.Tensor, drop
     device = next(model.parameters()).device
     ids = ids.flatten(1).to(device)
     masked, dropped = model._check_mask(ids, masked.to(device), None if dropped is None else dropped.to(device))
-    inp = model._input(ids, None if features is None else features.to(device))
+    inp = ids if features is None else features.to(device)  # what the encoder reads
     was_training = model.training
     model.eval()
     try:
@@ -136,13 +141,13 @@ def trap_metrics(model, ids: torch.Tensor, ratio: float = 0.75, seed: int = 0, b
     try:
         for i in range(0, len(ids), batch_size):
             x = ids[i:i + batch_size].to(device)
-            f = None if features is None else features[i:i + batch_size].to(device)
+            f = _features_arg(features, i, batch_size, device)
             masked, dropped = model.sample_mask(len(x), device, ratio, gen)  # what model(x, ratio=, generator=) draws
-            _, logits, _ = model(x, masked, dropped, features=f)
+            _, logits, _ = model(x, masked, dropped, **f)
             top += int(mode_counts(logits.argmax(-1), masked).sum())
             top_true += int(mode_counts(x, masked).sum())
             total += int(masked.sum())
-            sims.append(_masked_similarity_per_image(model, model._input(x, f), masked, dropped).cpu())
+            sims.append(_masked_similarity_per_image(model, f.get("features", x), masked, dropped).cpu())
     finally:
         model.train(was_training)
     sim = _nanmean(torch.cat(sims) if sims else torch.empty(0))
@@ -171,7 +176,7 @@ def token_features(model, ids: torch.Tensor, batch_size: int = 500, keys=None) -
 def probe_tokens(probe: ProbeData, model, train_ids: torch.Tensor, test_ids: torch.Tensor, keys=None) -> dict[str, float]:
     """Linear-probe accuracy (%) of a MAGE encoder from the probe images' token ids, tokenized once.
 
-    The same as ``probe.evaluate(model.features_from_images)`` without tokenizing the probe
+    The same as ``probe.evaluate(model.features)`` on the images, without tokenizing the probe
     images again for every model. ``keys`` limits the read-outs (default: all of them).
     """
     tr = token_features(model, train_ids, keys=keys)

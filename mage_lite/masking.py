@@ -1,4 +1,4 @@
-"""MAGE's variable masking: masking-ratio distributions and the token mask / drop sets.
+"""MAGE's variable masking: the token mask / drop sets, and the masking-ratio distributions they draw from.
 
 MAGE draws ONE masking ratio per batch from a truncated Gaussian (mean 0.55, std 0.25,
 truncated to [0.5, 1.0]; the mean of the result is about 0.69). From one uniform noise
@@ -16,6 +16,55 @@ from typing import NamedTuple
 import torch
 
 
+class TokenMask(NamedTuple):
+    ratios: torch.Tensor  # (B,) float64 on the CPU: the ratio each row was masked with
+    noise: torch.Tensor  # (B, L) uniform noise; its ranking decides which positions go first
+    masked: torch.Tensor  # (B, L) bool: the ceil(L * ratio) lowest-noise positions
+    dropped: torch.Tensor  # (B, L) bool: the ceil(drop_ratio * L) lowest-noise positions (subset of masked)
+
+
+def mask_tokens(
+    batch: int,
+    length: int,
+    ratio_dist: "RatioDist | str",
+    drop_ratio: float = 0.5,
+    per_sample: bool = False,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> TokenMask:
+    """Draw MAGE's masking for a batch of token sequences of ``length``.
+
+    One ratio for the whole batch (as the official code), or one per row with ``per_sample``.
+    Position ranks come from one uniform noise draw per row (B, L); ties are broken by the
+    sort, so the counts are always exact. ``device`` defaults to the generator's (or CPU).
+    """
+    dist = make_ratio_dist(ratio_dist)
+    drop_ratio = _check_ratio("drop_ratio", drop_ratio)
+    if batch < 1 or length < 1:
+        raise ValueError(f"batch and length must be >= 1, got {batch} and {length}")
+    device = torch.device(device) if device is not None else (generator.device if generator is not None else torch.device("cpu"))
+    ratios = dist.sample(batch if per_sample else 1, generator)  # float64, CPU
+    if not per_sample:
+        ratios = ratios.expand(batch).clone()  # (B,)
+    n_mask = torch.ceil(length * ratios).long()  # (B,) on the CPU: no device sync
+    n_drop = mask_count(length, drop_ratio)
+    if n_drop > int(n_mask.min()):
+        raise ValueError(
+            f"drop_ratio {drop_ratio} must not exceed the masking ratio {float(ratios.min()):.4f}: "
+            f"ceil({drop_ratio} * {length}) = {n_drop} dropped tokens > {int(n_mask.min())} masked"
+        )
+    noise = torch.rand(batch, length, generator=generator, device=device)  # (B, L)
+    rank = torch.argsort(torch.argsort(noise, dim=1), dim=1)  # (B, L): 0 = lowest noise
+    masked = rank < n_mask.to(device)[:, None]  # (B, L)
+    dropped = rank < n_drop  # (B, L)
+    return TokenMask(ratios, noise, masked, dropped)
+
+
+def mask_count(length: int, ratio: float) -> int:
+    """ceil(length * ratio) in float64, as the official code's np.ceil(seq_len * mask_rate)."""
+    return int(math.ceil(length * float(ratio)))
+
+
 def _check_ratio(name: str, value: float) -> float:
     value = float(value)
     if not 0.0 <= value <= 1.0:
@@ -23,6 +72,7 @@ def _check_ratio(name: str, value: float) -> float:
     return value
 
 
+# --- masking-ratio distributions ---------------------------------------------------
 def _uniforms(n: int, generator: torch.Generator | None) -> torch.Tensor:
     """n uniforms in [0, 1) as float64 on the CPU, drawn from ``generator`` (on any device) or the CPU RNG."""
     if n < 0:
@@ -164,52 +214,3 @@ def make_ratio_dist(spec: "str | RatioDist") -> RatioDist:
     if name == "uniform" and len(values) == 2:
         return Uniform(*values)
     raise ValueError(f"unknown masking-ratio spec {spec!r}; {SPEC_HELP}")
-
-
-def mask_count(length: int, ratio: float) -> int:
-    """ceil(length * ratio) in float64, as the official code's np.ceil(seq_len * mask_rate)."""
-    return int(math.ceil(length * float(ratio)))
-
-
-class TokenMask(NamedTuple):
-    ratios: torch.Tensor  # (B,) float64 on the CPU: the ratio each row was masked with
-    noise: torch.Tensor  # (B, L) uniform noise; its ranking decides which positions go first
-    masked: torch.Tensor  # (B, L) bool: the ceil(L * ratio) lowest-noise positions
-    dropped: torch.Tensor  # (B, L) bool: the ceil(drop_ratio * L) lowest-noise positions (subset of masked)
-
-
-def mask_tokens(
-    batch: int,
-    length: int,
-    ratio_dist: "RatioDist | str",
-    drop_ratio: float = 0.5,
-    per_sample: bool = False,
-    generator: torch.Generator | None = None,
-    device: torch.device | str | None = None,
-) -> TokenMask:
-    """Draw MAGE's masking for a batch of token sequences of ``length``.
-
-    One ratio for the whole batch (as the official code), or one per row with ``per_sample``.
-    Position ranks come from one uniform noise draw per row (B, L); ties are broken by the
-    sort, so the counts are always exact. ``device`` defaults to the generator's (or CPU).
-    """
-    dist = make_ratio_dist(ratio_dist)
-    drop_ratio = _check_ratio("drop_ratio", drop_ratio)
-    if batch < 1 or length < 1:
-        raise ValueError(f"batch and length must be >= 1, got {batch} and {length}")
-    device = torch.device(device) if device is not None else (generator.device if generator is not None else torch.device("cpu"))
-    ratios = dist.sample(batch if per_sample else 1, generator)  # float64, CPU
-    if not per_sample:
-        ratios = ratios.expand(batch).clone()  # (B,)
-    n_mask = torch.ceil(length * ratios).long()  # (B,) on the CPU: no device sync
-    n_drop = mask_count(length, drop_ratio)
-    if n_drop > int(n_mask.min()):
-        raise ValueError(
-            f"drop_ratio {drop_ratio} must not exceed the masking ratio {float(ratios.min()):.4f}: "
-            f"ceil({drop_ratio} * {length}) = {n_drop} dropped tokens > {int(n_mask.min())} masked"
-        )
-    noise = torch.rand(batch, length, generator=generator, device=device)  # (B, L)
-    rank = torch.argsort(torch.argsort(noise, dim=1), dim=1)  # (B, L): 0 = lowest noise
-    masked = rank < n_mask.to(device)[:, None]  # (B, L)
-    dropped = rank < n_drop  # (B, L)
-    return TokenMask(ratios, noise, masked, dropped)

@@ -18,7 +18,7 @@ from .config import load_preset
 from .data import load_dataset
 from .device import pick_device
 from .mae import MAE
-from .mage import MAGE, MAGEConfig
+from .mage_family import MAGEFamilyConfig, build_mage
 from .probe import ProbeData
 from .token_bank import BankConfig, BankSampler, get_or_build_bank
 from .train import TrainConfig, fit
@@ -138,14 +138,15 @@ class NotebookRun:
                                    "seconds": round(earlier.get("seconds", 0.0) + time.perf_counter() - t0, 1)}
         return ids
 
-    def mage_config(self, tokenizer: nn.Module, **changes) -> MAGEConfig:
+    def mage_config(self, tokenizer: nn.Module, **changes) -> MAGEFamilyConfig:
         """The preset's MAGE config sized to ``tokenizer`` (codebook, sequence length, feature width), plus ``changes``."""
         return dataclasses.replace(self.cfg.mage, codebook_size=tokenizer.codebook_size, num_tokens=tokenizer.num_tokens,
                                    feature_dim=tokenizer.cfg.code_dim, **changes)
 
     def mage(self, tokenizer: nn.Module, name: str, crop_scale: tuple | None = None, train_cfg: TrainConfig | None = None,
              **changes) -> tuple[nn.Module, list[dict]]:
-        """A MAGE on ``tokenizer``'s tokens with the preset's config plus ``changes``, trained now or reused.
+        """A MAGE-family model (:func:`mage_family.build_mage`) on ``tokenizer``'s tokens with the preset's
+        config plus ``changes``, trained now or reused.
 
         Any notebook asking for the same name, config, crop and tokenizer gets the same model
         (notebooks 04 and 05 reuse notebook 03's). MAGE-C (``contrastive_weight > 0``) trains on
@@ -161,7 +162,7 @@ class NotebookRun:
             raise ValueError("MAGE-C needs two different views per image but bank.views is 1; "
                              "set bank.views to at least 2, or 0 to tokenize on the fly")
         make_sampler = (lambda: BankSampler(self.token_bank(tokenizer, crop_scale), self.device, views)) if bank.views else None
-        return self.train(name, lambda: MAGE(cfg).set_tokenizer(tokenizer), train_cfg or self.cfg.mage_train, cfg,
+        return self.train(name, lambda: build_mage(cfg).set_tokenizer(tokenizer), train_cfg or self.cfg.mage_train, cfg,
                           crop_scale=crop_scale, depends_on={**self.tokenizer_key(), "bank_views": bank.views},
                           views=views, make_sampler=make_sampler)
 

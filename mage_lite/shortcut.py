@@ -5,7 +5,8 @@ their receptive fields, so the features around a masked position nearly determin
 masked model can copy instead of understanding. Quantization throws most of that away.
 ``neighbour_predictability`` measures it directly: a ridge regression from the four
 neighbours' vectors to the centre's, fitted on one half of the images and scored on the
-other, once on the continuous features and once on the quantized code vectors.
+other, once on the continuous features and once on the quantized code vectors. The masked
+model trained on such features is ``mage_continuous.ContinuousMAGE``.
 """
 
 import torch

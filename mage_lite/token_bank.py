@@ -9,7 +9,7 @@ pairs from it: an index gather instead of a tokenizer pass.
 
 With V views a run that sees E epochs uses each view about E / V times; the official code
 tokenizes on the fly (a fresh crop every time), which ``bank.views = 0`` keeps available.
-The continuous-input arm of notebook 05 reads the tokenizer's unquantized features, which the
+The continuous-input arm of notebook 05 (mage_continuous.py) reads the tokenizer's unquantized features, which the
 bank does not hold (32-96 floats per token instead of one integer): it always tokenizes on
 the fly.
 """

@@ -138,7 +138,8 @@ plt.show()
 # $$d_i = \begin{cases} W e_i & i \text{ visible} \\ W e_0 = [C] & i \text{ masked} \end{cases}$$
 #
 # so what the decoder knows about the hidden content comes through [C] and the visible tokens.
-# The drawing below is computed by the model's own code (`forward_encoder`, `decoder_input`).
+# The drawing below is computed by the model's own code (`forward_encoder`, `decoder_input`;
+# `mage_lite/mage.py` reads top to bottom in the order of this section and the next).
 
 # %%
 torch.manual_seed(seed)

@@ -118,11 +118,11 @@ print(f"InfoNCE at t = {contrastive_temperature}: identical views {info_nce(z, z
 # ## 2. MAGE and MAGE-C with the same budget
 #
 # MAGE is notebook 03's model (reused when 03 ran first in this preset). MAGE-C is the same
-# network plus the projection head, trained with $\lambda$ and $t$ from the parameters. Both
-# views are masked and reconstructed as in MAGE; with `contrastive_input = "clean"` InfoNCE
-# reads a second, unmasked pass of each view through the encoder (about 1.5x MAGE's compute
-# per step), with `"masked"` it reads the reconstruction pass itself (no extra cost). Section
-# 7 says why clean is the default.
+# network plus the projection head (`MAGEC` in `mage_lite/mage_c.py`, a subclass of MAGE),
+# trained with $\lambda$ and $t$ from the parameters. Both views are masked and reconstructed
+# as in MAGE; with `contrastive_input = "clean"` InfoNCE reads a second, unmasked pass of each
+# view through the encoder (about 1.5x MAGE's compute per step), with `"masked"` it reads the
+# reconstruction pass itself (no extra cost). Section 7 says why clean is the default.
 
 # %%
 mage, hist_mage = run.mage(tokenizer, "mage-truncnorm")  # notebook 03's model

@@ -114,7 +114,8 @@ plt.show()
 # ## 3. Both models, the same budget
 #
 # The token model is notebook 03's MAGE (reused when 03 ran first); the continuous model
-# differs only in `mage.input`.
+# differs only in `mage.input` (`ContinuousMAGE` in `mage_lite/mage_continuous.py`: MAGE with
+# a feature projection where the token embedding was).
 
 # %%
 tokens_model, hist_tokens = run.mage(tokenizer, "mage-truncnorm")

@@ -1,7 +1,12 @@
+import dataclasses
+
 import pytest
 
 from mage_lite.config import PRESET_NAMES, ConfigError, load_preset
 from mage_lite.device import pick_device
+from mage_lite.mage_c import MAGEC
+from mage_lite.mage_continuous import ContinuousMAGE
+from mage_lite.mage_family import build_mage
 
 
 def test_presets_exist_and_grow():
@@ -12,6 +17,23 @@ def test_presets_exist_and_grow():
     assert all(load_preset(n).data.dataset == "cifar10" for n in ("ci", "cpu", "gpu", "report"))
     # the report preset is ci's models trained longer: between ci and cpu
     assert load_preset("ci").mage_train.steps < load_preset("report").mage_train.steps < load_preset("cpu").mage_train.steps
+
+
+def test_the_mage_section_keeps_every_field_of_every_mage_variant():
+    # Its dict is part of a trained model's reuse key and of the seed of its initial weights: the
+    # split into mage.py / mage_c.py / mage_continuous.py must not add, drop or rename a field.
+    fields = dataclasses.asdict(load_preset("ci").mage)
+    assert set(fields) == {
+        "codebook_size", "num_tokens", "dim", "depth", "heads", "decoder_dim", "decoder_depth", "decoder_heads",
+        "mlp_ratio", "dropout", "mask_ratio", "per_sample_ratio", "drop_ratio", "padding", "decoder_pos", "loss_on",
+        "label_smoothing", "input", "feature_dim", "contrastive_weight", "contrastive_temperature", "contrastive_hidden",
+        "contrastive_out", "contrastive_input"}
+    assert fields["contrastive_weight"] == 0.0 and fields["input"] == "tokens"  # plain MAGE unless asked
+    over = load_preset("ci", {"mage.contrastive_weight": 0.1, "mage.padding": "mask_token", "mage.decoder_pos": "sincos"}).mage
+    assert type(build_mage(dataclasses.replace(over, codebook_size=16, num_tokens=64))) is MAGEC
+    assert type(build_mage(load_preset("ci", {"mage.input": "continuous", "mage.feature_dim": 4}).mage)) is ContinuousMAGE
+    with pytest.raises(ConfigError, match="mage.input"):
+        load_preset("ci", {"mage.input": "pixels"})
 
 
 def test_overrides_apply_in_both_spellings():

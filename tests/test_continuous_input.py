@@ -1,9 +1,12 @@
-"""Notebook 05's switch: MAGE fed with the tokenizer's unquantized features instead of token ids."""
+"""Notebook 05's switch (mage.input): MAGE fed with the tokenizer's unquantized features instead of token ids."""
 
 import pytest
 import torch
 
-from mage_lite.mage import MAGE, MAGEConfig
+from mage_lite.augment import BatchSampler
+from mage_lite.mage_c import MAGEC
+from mage_lite.mage_continuous import ContinuousMAGE, ContinuousMAGEConfig
+from mage_lite.mage_family import MAGEFamilyConfig, build_mage
 from mage_lite.mage_eval import masked_token_accuracy, token_features
 from mage_lite.vqgan import VQGAN, VQGANConfig
 
@@ -15,9 +18,10 @@ def tokenizer():
 
 
 def _model(tok, **kw):
-    cfg = MAGEConfig(codebook_size=16, num_tokens=tok.num_tokens, dim=32, depth=2, heads=2, decoder_depth=1, dropout=0.0,
-                     input="continuous", feature_dim=tok.cfg.code_dim, **kw)
-    return MAGE(cfg).set_tokenizer(tok)
+    """Built as the presets build it: mage.input="continuous" through build_mage."""
+    cfg = MAGEFamilyConfig(codebook_size=16, num_tokens=tok.num_tokens, dim=32, depth=2, heads=2, decoder_depth=1,
+                           dropout=0.0, input="continuous", feature_dim=tok.cfg.code_dim, **kw)
+    return build_mage(cfg).set_tokenizer(tok)
 
 
 def test_features_are_what_the_ids_quantize(tokenizer):
@@ -76,4 +80,21 @@ def test_continuous_model_refuses_ids_and_generation(tokenizer):
 
 def test_continuous_needs_the_feature_width():
     with pytest.raises(ValueError, match="feature_dim"):
-        MAGE(MAGEConfig(input="continuous"))
+        build_mage(MAGEFamilyConfig(input="continuous"))
+    with pytest.raises(ValueError, match="feature_dim"):
+        ContinuousMAGE(ContinuousMAGEConfig())
+    with pytest.raises(ValueError, match="feature_dim"):
+        ContinuousMAGEConfig(feature_dim=-1)
+    with pytest.raises(ValueError, match="input"):
+        MAGEFamilyConfig(input="pixels")
+
+
+def test_the_switches_pick_the_model_and_combine(tokenizer):
+    assert type(_model(tokenizer)) is ContinuousMAGE
+    torch.manual_seed(0)
+    model = _model(tokenizer, contrastive_weight=0.1, contrastive_hidden=32, contrastive_out=16)
+    assert isinstance(model, MAGEC) and isinstance(model, ContinuousMAGE)  # MAGE-C reading features
+    views = BatchSampler((torch.rand(4, 3, 32, 32) * 255).to(torch.uint8), views=2)(4, torch.Generator().manual_seed(0))
+    loss, logs = model.training_loss(views, 0)
+    loss.backward()
+    assert "contrastive_loss" in logs and model.feature_proj.weight.grad is not None

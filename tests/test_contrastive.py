@@ -7,7 +7,9 @@ import torch
 
 from mage_lite.augment import BatchSampler
 from mage_lite.contrastive import ProjectionHead, info_nce, positive_rank_accuracy
-from mage_lite.mage import MAGE, MAGEConfig
+from mage_lite.mage import MAGE
+from mage_lite.mage_c import MAGEC, MAGECConfig
+from mage_lite.mage_family import MAGEFamilyConfig, build_mage
 from mage_lite.vqgan import VQGAN, VQGANConfig
 
 
@@ -56,10 +58,11 @@ def test_projection_head_shape():
 
 
 def _tiny(**kw):
+    """Built as the presets build it: the family config, the model build_mage picks."""
     tok = VQGAN(VQGANConfig(channels=8, norm_groups=4, codebook_size=16, code_dim=4, disc_channels=4)).eval()
-    cfg = MAGEConfig(codebook_size=16, num_tokens=tok.num_tokens, dim=32, depth=2, heads=2, decoder_depth=1, dropout=0.0,
-                     contrastive_hidden=32, contrastive_out=16, **kw)
-    return MAGE(cfg).set_tokenizer(tok)
+    cfg = MAGEFamilyConfig(codebook_size=16, num_tokens=tok.num_tokens, dim=32, depth=2, heads=2, decoder_depth=1,
+                           dropout=0.0, contrastive_hidden=32, contrastive_out=16, **kw)
+    return build_mage(cfg).set_tokenizer(tok)
 
 
 def test_two_view_sampler_returns_different_crops_of_the_same_images():
@@ -72,6 +75,7 @@ def test_two_view_sampler_returns_different_crops_of_the_same_images():
 def test_mage_c_adds_the_weighted_contrastive_term():
     torch.manual_seed(0)
     model = _tiny(contrastive_weight=0.1)
+    assert type(model) is MAGEC
     views = BatchSampler((torch.rand(8, 3, 32, 32) * 255).to(torch.uint8), views=2)(8, torch.Generator().manual_seed(0))
     torch.manual_seed(1)
     loss, logs = model.training_loss(views, 0)
@@ -85,16 +89,22 @@ def test_mage_c_adds_the_weighted_contrastive_term():
 
 def test_plain_mage_has_no_head_and_one_view():
     model = _tiny()
-    assert not hasattr(model, "projection") and not model.cfg.contrastive
+    assert type(model) is MAGE and not hasattr(model, "projection") and not model.cfg.contrastive
     loss, logs = model.training_loss(torch.rand(4, 3, 32, 32), 0)
     assert "contrastive_loss" not in logs and loss.dim() == 0
 
 
 def test_contrastive_config_is_validated():
     with pytest.raises(ValueError, match="contrastive_temperature"):
-        MAGEConfig(contrastive_temperature=0.0)
+        MAGECConfig(contrastive_temperature=0.0)
     with pytest.raises(ValueError, match="contrastive_weight"):
-        MAGEConfig(contrastive_weight=-1.0)
+        MAGEFamilyConfig(contrastive_weight=-1.0)
+    with pytest.raises(ValueError, match="contrastive_hidden"):
+        MAGECConfig(contrastive_hidden=0)
+    with pytest.raises(ValueError, match="padding"):  # MAGE's own fields are checked too
+        MAGECConfig(padding="zeros")
+    # MAGE-C's config alone is MAGE-C (lambda 0.1); the presets' family config is plain MAGE until lambda > 0
+    assert MAGECConfig().contrastive and not MAGEFamilyConfig().contrastive
 
 
 def test_clean_contrastive_pass_reads_the_unmasked_sequence():
@@ -108,4 +118,4 @@ def test_clean_contrastive_pass_reads_the_unmasked_sequence():
     assert logs_a["contrastive_loss"].item() == pytest.approx(logs_b["contrastive_loss"].item(), rel=1e-5)
     assert logs_a["rec_loss"].item() != pytest.approx(logs_b["rec_loss"].item(), rel=1e-5)
     with pytest.raises(ValueError, match="contrastive_input"):
-        MAGEConfig(contrastive_input="both")
+        MAGECConfig(contrastive_input="both")

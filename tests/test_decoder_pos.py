@@ -76,6 +76,28 @@ def test_learned_sincos_starts_at_the_table_and_learns():
     assert pe.weight.grad is not None and pe.weight.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("decoder_pos", ["sincos", "learned_sincos"])
+def test_scale_multiplies_the_table_and_sets_masked_positions_apart(decoder_pos):
+    model = tiny(decoder_pos=decoder_pos, decoder_pos_scale=2.0)
+    assert torch.allclose(model.decoder_pos_embed.weight.detach(), 2 * sincos_table())
+    # a stronger position signal: masked decoder inputs less alike after the LayerNorm than at scale 1
+    ids, masked, dropped = data(8)
+    sims = {s: masked_input_similarity(tiny(decoder_pos=decoder_pos, decoder_pos_scale=s), ids, masked, dropped)
+            for s in (1.0, 2.0)}
+    assert sims[2.0] < sims[1.0] - 0.01, sims
+    with pytest.raises(ValueError, match="decoder_pos_scale must be > 0"):
+        tiny(decoder_pos=decoder_pos, decoder_pos_scale=0.0)
+
+
+def test_presets_name_their_decoder_position_embedding():
+    from mage_lite.config import load_preset
+
+    assert MAGEConfig().decoder_pos == "learned"  # the class default stays the official choice
+    for name in ("ci", "cpu", "report"):  # the design check's choice (README, "Design choices")
+        m = load_preset(name).mage
+        assert (m.decoder_pos, m.decoder_pos_scale) == ("sincos", 2.0)
+
+
 def test_bad_values_are_refused():
     with pytest.raises(ValueError, match="decoder_pos must be one of"):
         MAGEConfig(**TINY, decoder_pos="rope")

@@ -31,13 +31,11 @@ def test_config_defaults_and_validation():
     assert MAGEConfig(decoder_dim=96).dec_dim == 96
     assert dataclasses.replace(cfg, dim=96).dec_dim == 96  # the default follows the encoder width
     assert MAGE(MAGEConfig(**TINY, decoder_dim=16, decoder_heads=1)).decoder_norm.normalized_shape == (16,)
-    bad = [dict(padding="zeros"), dict(loss_on="visible"), dict(input="pixels"), dict(mask_ratio="gauss"),
+    bad = [dict(padding="zeros"), dict(loss_on="visible"), dict(mask_ratio="gauss"),
            dict(mask_ratio="fixed:0.25"), dict(drop_ratio=1.5), dict(dim=30, heads=4), dict(decoder_dim=30, decoder_heads=4), dict(decoder_dim=-1), dict(dropout=1.0)]
     for kw in bad:
         with pytest.raises(ValueError):
             MAGEConfig(**kw)
-    with pytest.raises(ValueError, match="feature_dim"):  # continuous input needs the tokenizer's feature width
-        MAGE(MAGEConfig(**TINY, input="continuous"))
 
 
 def test_forward_shapes_vocabulary_and_one_ratio_per_batch():
@@ -161,7 +159,7 @@ def test_training_loss_with_a_tokenizer_attached():
     assert torch.isfinite(loss) and set(logs) == {"acc", "mask_ratio", "mode_share"}
     assert 0 <= logs["acc"] <= 1 and 0.5 <= logs["mask_ratio"] <= 1 and 0 <= logs["mode_share"] <= 1
     model.eval()  # features in eval mode: no dropout
-    f = model.features_from_images(imgs)
+    f = model.features(imgs)  # images are tokenized first
     torch.testing.assert_close(f["avg"], model.features(vq.encode_to_ids(imgs))["avg"])
 
     # a few AdamW steps on the fixed batch lower the loss under a fixed masking

@@ -15,6 +15,9 @@ from mage_lite import artifacts
 from mage_lite.artifacts import code_fingerprint, get_or_train
 from mage_lite.mae import MAE
 from mage_lite.mage import MAGE
+from mage_lite.mage_c import MAGEC
+from mage_lite.mage_continuous import ContinuousMAGE
+from mage_lite.mage_family import ContinuousMAGEC
 from mage_lite.train import fit
 
 PACKAGE = Path(__file__).resolve().parents[1] / "mage_lite"
@@ -51,9 +54,13 @@ def test_an_edited_model_is_trained_again(tmp_path):
 
 def test_fingerprint_covers_the_modules_a_model_uses():
     mods = artifacts._package_modules([MAGE, fit])
-    assert {"mage_lite.mage", "mage_lite.layers", "mage_lite.masking", "mage_lite.contrastive", "mage_lite.train"} <= set(mods)
+    assert {"mage_lite.mage", "mage_lite.layers", "mage_lite.masking", "mage_lite.train"} <= set(mods)
     assert "mage_lite.artifacts" not in mods and "mage_lite.plots" not in mods
-    assert code_fingerprint(MAE, fit) != code_fingerprint(MAGE, fit)
+    # a variant's fingerprint covers its own module and the MAGE it builds on
+    assert {"mage_lite.mage_c", "mage_lite.contrastive", "mage_lite.mage", "mage_lite.masking"} <= set(artifacts._package_modules([MAGEC]))
+    assert {"mage_lite.mage_continuous", "mage_lite.mage", "mage_lite.layers"} <= set(artifacts._package_modules([ContinuousMAGE]))
+    assert {"mage_lite.mage_family", "mage_lite.mage_c", "mage_lite.mage_continuous"} <= set(artifacts._package_modules([ContinuousMAGEC]))
+    assert len({code_fingerprint(m, fit) for m in (MAE, MAGE, MAGEC, ContinuousMAGE)}) == 4
     assert code_fingerprint(MAE, fit) == code_fingerprint(fit, MAE)
 
 

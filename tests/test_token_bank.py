@@ -9,7 +9,7 @@ import torch
 from mage_lite import token_bank
 from mage_lite.augment import random_resized_crop, to_float
 from mage_lite.device import set_cpu_threads, threads_for
-from mage_lite.mage import MAGE, MAGEConfig
+from mage_lite.mage_c import MAGEC, MAGECConfig
 from mage_lite.token_bank import BankConfig, BankSampler, build_bank, get_or_build_bank
 from mage_lite.vqgan import VQGAN, VQGANConfig
 
@@ -98,10 +98,10 @@ def test_bank_sampler_draws_images_and_two_different_views():
 
 def test_mage_c_on_bank_ids_equals_mage_c_on_the_images_they_tokenize():
     vq = _tokenizer()
-    cfg = MAGEConfig(codebook_size=K, num_tokens=64, dim=32, depth=1, heads=2, decoder_depth=1, dropout=0.0,
-                     contrastive_weight=0.1)
+    cfg = MAGECConfig(codebook_size=K, num_tokens=64, dim=32, depth=1, heads=2, decoder_depth=1, dropout=0.0,
+                      contrastive_weight=0.1)
     torch.manual_seed(0)
-    model = MAGE(cfg).set_tokenizer(vq).train()
+    model = MAGEC(cfg).set_tokenizer(vq).train()
     views = torch.rand(4, 2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         ids = vq.encode_to_ids(views.flatten(0, 1)).view(4, 2, -1)  # (B, 2, L)
