@@ -25,7 +25,8 @@ def test_the_mage_section_keeps_every_field_of_every_mage_variant():
     fields = dataclasses.asdict(load_preset("ci").mage)
     assert set(fields) == {
         "codebook_size", "num_tokens", "dim", "depth", "heads", "decoder_dim", "decoder_depth", "decoder_heads",
-        "mlp_ratio", "dropout", "mask_ratio", "per_sample_ratio", "drop_ratio", "padding", "decoder_pos", "loss_on",
+        "mlp_ratio", "dropout", "mask_ratio", "per_sample_ratio", "drop_ratio", "padding", "decoder_pos", "decoder_pos_scale",
+        "loss_on",
         "label_smoothing", "input", "feature_dim", "contrastive_weight", "contrastive_temperature", "contrastive_hidden",
         "contrastive_out", "contrastive_input"}
     assert fields["contrastive_weight"] == 0.0 and fields["input"] == "tokens"  # plain MAGE unless asked
