@@ -161,6 +161,7 @@ class MAGE(nn.Module):
         self.head_bias = nn.Parameter(torch.zeros(cfg.codebook_size + 2))
 
     def _init_weights(self):
+        """ViT-style linears and LayerNorms, then N(0, 0.02^2) for the embedding (and mask token), as the official code."""
         self.apply(init_weights)
         nn.init.normal_(self.token_emb.weight, std=0.02)
         if self.cfg.padding == "mask_token":
