@@ -82,3 +82,15 @@ def test_render_table_has_one_row_per_arm():
     table = design_check.render_table({"preset": "ci", "seed": 0, "command": "cmd", "arms": {"a": arm, "b": arm}})
     rows = [l for l in table.splitlines() if l.startswith("| a ") or l.startswith("| b ")]
     assert len(rows) == 2 and "22.25 (20.71)" in rows[0] and "76.0" in rows[0] and "3.50 (1.14)" in rows[0] and "| sincos x2 |" in rows[0]
+
+
+def test_readme_design_tables_are_rendered_from_their_files():
+    import re
+
+    from mage_lite.artifacts import REPO_ROOT, block_between
+
+    block = block_between((REPO_ROOT / "README.md").read_text(), design_check.TABLE_START, design_check.TABLE_END)
+    files = re.findall(r"--out (reports/design/\S+\.json)", block)
+    assert files, "the README's design tables name no result file"
+    assert block == design_check.render_tables([str(REPO_ROOT / f) for f in files]).strip(), \
+        "README's design tables are stale: run python -m mage_lite.design_check --render " + " ".join(files)
