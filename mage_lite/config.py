@@ -109,21 +109,26 @@ BUDGET_MODELS = ("mae", "mage", "mage_c")  # the models notebooks compare with e
 
 
 def train_images(p: Preset) -> int:
-    """Images in the train split the preset's models read (synthetic shapes or CIFAR-10's 50,000)."""
+    """Images in the train split of the preset's own data: synthetic shapes or CIFAR-10's 50,000 (an
+    image folder's size is known only once loaded: pass it to :func:`budgets` as ``n_train``)."""
     return p.data.shapes_train if p.data.dataset == "shapes" else 50000
 
 
-def budgets(p: Preset) -> dict[str, dict]:
-    """Each model's training budget: steps, images per step, images seen, epochs of the train split
-    and the warm-up's share of the schedule. MAGE-C reads ``mage_train``'s images, two views of each."""
-    n = train_images(p)
-    out = {}
-    for model, t in (("mae", p.mae_train), ("vqgan", p.vqgan_train), ("mage", p.mage_train), ("mage_c", p.mage_train),
-                     ("fd_classifier", p.fd_classifier_train)):
-        images = t.steps * t.batch_size
-        out[model] = {"steps": t.steps, "batch_size": t.batch_size, "images": images, "epochs": images / n,
-                      "warmup_share": t.warmup_steps / t.steps}
-    return out
+def train_budget(t: TrainConfig, n_train: int) -> dict:
+    """One training run's budget: steps, images per step, images seen, epochs of a train split of
+    ``n_train`` images and the warm-up's share of the schedule."""
+    images = t.steps * t.batch_size
+    return {"steps": t.steps, "batch_size": t.batch_size, "images": images, "epochs": images / n_train,
+            "warmup_share": t.warmup_steps / t.steps}
+
+
+def budgets(p: Preset, n_train: int | None = None) -> dict[str, dict]:
+    """Each model's :func:`train_budget`, over ``n_train`` training images (default :func:`train_images`).
+    MAGE-C reads ``mage_train``'s images, two views of each."""
+    n = n_train or train_images(p)
+    return {model: train_budget(t, n) for model, t in (
+        ("mae", p.mae_train), ("vqgan", p.vqgan_train), ("mage", p.mage_train), ("mage_c", p.mage_train),
+        ("fd_classifier", p.fd_classifier_train))}
 
 
 def budget_mismatches(p: Preset) -> list[str]:
@@ -141,9 +146,9 @@ def budget_mismatches(p: Preset) -> list[str]:
     return problems
 
 
-def describe_budget(p: Preset, model: str) -> str:
-    """e.g. "0.51 epochs (400 steps x 64 images)", for printing beside a comparison."""
-    m = budgets(p)[model]
+def describe_budget(p: Preset, model: str, n_train: int | None = None) -> str:
+    """e.g. "0.51 epochs (400 steps x 64 images)", for printing beside a comparison (``n_train`` as in :func:`budgets`)."""
+    m = budgets(p, n_train)[model]
     views = " x 2 views" if model == "mage_c" else ""
     return f"{m['epochs']:.2f} epochs ({m['steps']} steps x {m['batch_size']} images{views})"
 
@@ -364,9 +369,9 @@ def render_budget_table() -> str:
         p = load_preset(name)
         b = budgets(p)
         cell = lambda m: f"{b[m]['epochs']:.2f} epochs ({b[m]['steps']} x {b[m]['batch_size']})"  # noqa: E731
-        mae, mage = b["mae"], b["mage"]
+        mae, mage, problems = b["mae"], b["mage"], budget_mismatches(p)
         same = (f"{mage['epochs']:.2f} epochs ({mae['steps']} x {mae['batch_size']} / {mage['steps']} x {mage['batch_size']})"
-                if not budget_mismatches(p) else "NOT EQUAL: " + "; ".join(budget_mismatches(p)))
+                if not problems else "NOT EQUAL: " + "; ".join(problems))
         lines.append(f"| `{name}` | {train_images(p):,} | {same} | {cell('vqgan')} | {cell('fd_classifier')} |")
     return "\n".join(lines)
 

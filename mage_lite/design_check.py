@@ -18,6 +18,8 @@ measured (an interrupted check resumes), and trained models are reused from the 
 """
 
 import argparse
+import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,7 +27,7 @@ from pathlib import Path
 import torch
 
 from .artifacts import REPO_ROOT, load_json, replace_block, save_json
-from .config import ConfigError, load_preset
+from .config import ConfigError, load_preset, train_budget
 from .mage import MAGE
 from .mage_eval import GenerationScorer, masked_token_accuracy, probe_inputs, probe_tokens, trap_metrics
 from .probe import random_subset
@@ -39,8 +41,6 @@ TABLE_START, TABLE_END = "<!-- design-table -->", "<!-- /design-table -->"
 
 def parse_overrides(pairs: list[str]) -> dict:
     """["mage.decoder_pos=sincos", "vqgan.codebook_size=64"] -> {key: value}, values read as JSON when they parse."""
-    import json
-
     out = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -53,11 +53,6 @@ def parse_overrides(pairs: list[str]) -> dict:
     return out
 
 
-def budget(train_cfg, n_train: int) -> dict:
-    images = train_cfg.steps * train_cfg.batch_size
-    return {"steps": train_cfg.steps, "batch_size": train_cfg.batch_size, "images": images, "epochs": round(images / n_train, 3)}
-
-
 def measure_arm(preset: str, dataset: str, seed: int, overrides: dict, generation: bool, tokenizer_cache: dict) -> dict:
     run = NotebookRun("design_check", preset, dataset=dataset, seed=seed, overrides=overrides)
     t0 = time.perf_counter()
@@ -66,6 +61,7 @@ def measure_arm(preset: str, dataset: str, seed: int, overrides: dict, generatio
     n_train = len(run.data.train_images)
     g = run.cfg.generation
     if tok_dir not in tokenizer_cache:  # what depends on the tokenizer only: measured once per tokenizer
+        # the test images of masked-token accuracy and the trap metrics too: encoded once per tokenizer
         quality = reconstruction_quality(tokenizer, run.data.test_images[random_subset(len(run.data.test_images), g.eval_images, 3)],
                                          device=run.device)
         probe = run.probe
@@ -73,23 +69,21 @@ def measure_arm(preset: str, dataset: str, seed: int, overrides: dict, generatio
         test_ids = encode_dataset(tokenizer, probe.test_images, device=run.device).flatten(1)
         random_encoder = MAGE(run.mage_config(tokenizer)).set_tokenizer(tokenizer).to(run.device)
         tokenizer_cache[tok_dir] = {
-            "tokenizer": {"dir": tok_dir, "codebook_size": tokenizer.codebook_size, **budget(run.cfg.vqgan_train, n_train),
+            "tokenizer": {"dir": tok_dir, "codebook_size": tokenizer.codebook_size, **train_budget(run.cfg.vqgan_train, n_train),
                           **{k: quality[k] for k in ("psnr", "psnr_thumbnail", "usage", "perplexity")},
                           "seconds": round(time.perf_counter() - t0, 1)},
             "probe_inputs": probe_inputs(probe, tokenizer, train_ids, test_ids),
             "probe_random_encoder": probe_tokens(probe, random_encoder, train_ids, test_ids, keys=("avg",))["avg"],
-            "ids": (train_ids, test_ids)}
+            "ids": (train_ids, test_ids, quality["ids"].flatten(1))}
     cached = tokenizer_cache[tok_dir]
-    train_ids, test_ids = cached["ids"]
+    train_ids, test_ids, eval_ids = cached["ids"]
 
     t0 = time.perf_counter()
     model, history = run.mage(tokenizer, "mage-design")
     seconds = time.perf_counter() - t0
-    eval_ids = encode_dataset(tokenizer, run.data.test_images[random_subset(len(run.data.test_images), g.eval_images, 3)],
-                              device=run.device).flatten(1)
     acc = masked_token_accuracy(model, eval_ids, EVAL_RATIO, seed=0)
     trap = trap_metrics(model, eval_ids, EVAL_RATIO, seed=0)
-    result = {"overrides": overrides, "tokenizer": cached["tokenizer"], "mage": budget(run.cfg.mage_train, n_train),
+    result = {"overrides": overrides, "tokenizer": cached["tokenizer"], "mage": train_budget(run.cfg.mage_train, n_train),
               "decoder_pos": run.cfg.mage.decoder_pos, "decoder_pos_scale": run.cfg.mage.decoder_pos_scale,
               "padding": run.cfg.mage.padding,
               "masked_acc": acc["acc"], "masked_acc_baseline": acc["baseline"], **trap,
@@ -106,8 +100,6 @@ def measure_arm(preset: str, dataset: str, seed: int, overrides: dict, generatio
 
 def code_version() -> str:
     """The git commit of the code that measured (with "+changes" when the work tree differs), or "unknown"."""
-    import subprocess
-
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
                               check=True).stdout.strip()

@@ -167,9 +167,10 @@ def evaluate(model):
 
 default = evaluate(tokenizer)
 psnr_thumb = default["psnr_thumbnail"]
+budget = budgets(run.cfg, len(run.data.train_images))["vqgan"]
 run.log(psnr_test=default["psnr"], codebook_usage_test=default["usage"], perplexity_test=default["perplexity"],
-        psnr_reconstruction_baseline=psnr_thumb, eval_images=len(test_images), budget_vqgan=budgets(run.cfg)["vqgan"])
-print(f"tokenizer trained for {budgets(run.cfg)['vqgan']['epochs']:.2f} epochs; PSNR on {len(test_images)} test images: "
+        psnr_reconstruction_baseline=psnr_thumb, eval_images=len(test_images), budget_vqgan=budget)
+print(f"tokenizer trained for {budget['epochs']:.2f} epochs; PSNR on {len(test_images)} test images: "
       f"tokenizer {default['psnr']:.2f} dB, {side}x{side} thumbnail {psnr_thumb:.2f} dB "
       f"({default['psnr'] - psnr_thumb:+.2f} dB)")
 

@@ -71,6 +71,7 @@ from mage_lite.vqgan import encode_dataset
 
 run = NotebookRun("03_mage_variable_masking", preset, dataset, seed, device, overrides, tag)
 tokenizer = run.tokenizer()  # notebook 02's VQGAN, frozen: trained now on first use, reused after
+n_train = len(run.data.train_images)  # budgets are stated in epochs of this train split
 # The MAGE vocabulary is the tokenizer's codebook (+ [MASK] + [C0]): take its size from the tokenizer.
 mcfg = run.mage_config(tokenizer)
 gen = run.cfg.generation
@@ -295,7 +296,7 @@ paddings = {mcfg.padding: (model, history), other_padding: (other, history_other
 label = {"cls": "[C] padding (MAGE)", "mask_token": "mask token (MAE-style)"}
 trap = {pad: trap_metrics(m, test_ids, EVAL_RATIO, seed) for pad, (m, _) in paddings.items()}
 trap_untrained = trap_metrics(untrained, test_ids, EVAL_RATIO, seed)
-print(f"MAGE budget: {describe_budget(run.cfg, 'mage')} each; decoder position embedding: {mcfg.decoder_pos}")
+print(f"MAGE budget: {describe_budget(run.cfg, 'mage', n_train)} each; decoder position embedding: {mcfg.decoder_pos}")
 for name, t in [(label[pad], trap[pad]) for pad in paddings] + [("untrained, " + label[mcfg.padding], trap_untrained)]:
     print(f"{name:34s} mode share {100 * t['mode_share']:5.1f} % of masked positions | "
           f"masked decoder inputs: mean cosine {t['masked_similarity']:.4f}")
@@ -532,14 +533,14 @@ table = {"raw pixels": pixels, "bag of codes": inputs_probe["bag_of_codes"], "co
          "random MAGE encoder": random_probe["avg"], "MAE (norm-pix)": mae_probe["avg"], "MAGE": mage_probe["avg"]}
 for k, v in table.items():
     print(f"{k:22s} {v:5.1f} %")
-print(f"budgets: MAE {describe_budget(run.cfg, 'mae')}, MAGE {describe_budget(run.cfg, 'mage')}"
+print(f"budgets: MAE {describe_budget(run.cfg, 'mae', n_train)}, MAGE {describe_budget(run.cfg, 'mage', n_train)}"
       + "".join(f"; NOT EQUAL: {m}" for m in budget_mismatches(run.cfg)))
 print(f"MAGE training moved the probe on the same tokens by {mage_probe['avg'] - random_probe['avg']:+.1f} points "
       f"(random MAGE encoder -> MAGE), {mage_probe['avg'] - inputs_probe['code_vectors']:+.1f} against its flattened "
       f"inputs; MAGE - MAE: {mage_probe['avg'] - mae_probe['avg']:+.1f} points")
 run.log(probe_mage=mage_probe["avg"], probe_mage_c0=mage_probe["c0"], probe_mae=mae_probe["avg"], probe_pixels=pixels,
         probe_random_encoder=random_probe["avg"], probe_bag_of_codes=inputs_probe["bag_of_codes"],
-        probe_code_vectors=inputs_probe["code_vectors"], budgets=budgets(run.cfg),
+        probe_code_vectors=inputs_probe["code_vectors"], budgets=budgets(run.cfg, n_train),
         budget_mismatches=budget_mismatches(run.cfg),
         probe_blocks_mage={b: mage_probe[b] for b in blocks},
         probe_blocks_mae={k: v for k, v in mae_probe.items() if k.startswith("block_")})

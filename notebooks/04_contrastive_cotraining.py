@@ -67,11 +67,12 @@ from mage_lite.vqgan import encode_dataset
 
 run = NotebookRun("04_contrastive_cotraining", preset, dataset, seed, device, overrides, tag)
 tokenizer = run.tokenizer()  # notebook 02's VQGAN, frozen: trained now on first use, reused after
+n_train = len(run.data.train_images)  # budgets are stated in epochs of this train split
 mcfg = run.mage_config(tokenizer)
 # Same budget for both models, counted in images (each image's views are one training example):
 # MAGE-C reads the same B images per step as MAGE, two views of each, for the same steps and schedule.
 mage_c_train = run.cfg.mage_train
-print(f"MAGE: {describe_budget(run.cfg, 'mage')}; MAGE-C: {describe_budget(run.cfg, 'mage_c')}; lambda {contrastive_weight}, "
+print(f"MAGE: {describe_budget(run.cfg, 'mage', n_train)}; MAGE-C: {describe_budget(run.cfg, 'mage_c', n_train)}; lambda {contrastive_weight}, "
       f"temperature {contrastive_temperature}, InfoNCE on the {contrastive_input} pass")
 
 

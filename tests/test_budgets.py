@@ -30,6 +30,7 @@ def test_unequal_budgets_are_flagged():
 def test_budget_is_stated_in_epochs():
     p = load_preset("ci", {"mage_train.steps": 100, "mage_train.batch_size": 50})
     assert budgets(p)["mage"]["epochs"] == pytest.approx(0.1)
+    assert budgets(p, n_train=10000)["mage"]["epochs"] == pytest.approx(0.5)  # an image folder's own size
     assert describe_budget(p, "mage") == "0.10 epochs (100 steps x 50 images)"
     assert describe_budget(p, "mage_c") == "0.10 epochs (100 steps x 50 images x 2 views)"
 
