@@ -191,12 +191,12 @@ def shared_models_dir(root: Path | str | None = None) -> Path:
 
 
 def feature_net_key(dataset, cfg: FDClassifierConfig, train_cfg: TrainConfig) -> dict:
-    """What identifies a feature network: data source, image size, classes, model and training configs.
+    """What identifies a feature network: the data (:attr:`ImageDataset.identity`), image size, classes, model and training configs.
 
     Deliberately not the run's seed (the network trains with ``FEATURE_NET_SEED``): two seeds of a
     run measure in the same feature space.
     """
-    return {"model": asdict(cfg), "classes": len(dataset.classes), "train": asdict(train_cfg), "data": dataset.source,
+    return {"model": asdict(cfg), "classes": len(dataset.classes), "train": asdict(train_cfg), "data": dataset.identity,
             "image_size": int(dataset.train_images.shape[-1]), "train_seed": FEATURE_NET_SEED}
 
 

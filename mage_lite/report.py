@@ -40,28 +40,33 @@ TABLE_START, TABLE_END = "<!-- report-table -->", "<!-- /report-table -->"
 
 @dataclass(frozen=True)
 class Arm:
-    """One notebook run per seed: notebook ``stem`` with ``params`` and config ``overrides``."""
+    """One notebook run per seed: notebook ``stem`` with config ``overrides``."""
 
     name: str
     stem: str
-    params: dict = field(default_factory=dict)
     overrides: dict = field(default_factory=dict)
     after: str = ""  # an arm of the same seed that must finish first (it trains the models this one reuses)
 
     @property
     def tag(self) -> str:
         """'' for a notebook run as it is (its outputs are the plain run's, reused both ways), else the arm's name."""
-        return self.name if (self.params or self.overrides) else ""
+        return self.name if self.overrides else ""
+
+    @property
+    def run_overrides(self) -> dict:
+        """The overrides the notebook runs with: the arm's, plus its name as the run's ``variant``."""
+        return {**self.overrides, "variant": self.tag} if self.tag else dict(self.overrides)
 
     def run_dir(self, preset: str, seed: int, root: Path | None = None) -> Path:
         folder = f"{self.stem}--{self.tag}" if self.tag else self.stem
         return (root or runs_root()) / preset / folder / f"seed{seed}"
 
 
+# The padding and loss variants leave out the fixed-ratio model: the base run measures it.
 ARMS = (
     Arm("base", "03_mage_variable_masking"),
-    Arm("padding-mask_token", "03_mage_variable_masking", {"masking_ablation": False}, {"mage.padding": "mask_token"}, "base"),
-    Arm("loss-all", "03_mage_variable_masking", {"masking_ablation": False}, {"mage.loss_on": "all"}, "base"),
+    Arm("padding-mask_token", "03_mage_variable_masking", {"mage.padding": "mask_token", "ablations.fixed_ratio": False}, "base"),
+    Arm("loss-all", "03_mage_variable_masking", {"mage.loss_on": "all", "ablations.fixed_ratio": False}, "base"),
     Arm("contrastive", "04_contrastive_cotraining", after="base"),
     Arm("quantization", "05_quantization_shortcut", after="base"),
 )
@@ -220,9 +225,9 @@ def _complete(arm: Arm, preset: str, seed: int, dataset: str = "") -> dict | Non
         m = load_json(path)
     except DamagedFileError:
         return None
-    if not m.get("complete") or m.get("overrides", {}) != arm.overrides:
+    if not m.get("complete") or m.get("overrides", {}) != arm.run_overrides:
         return None
-    want = load_preset(preset, arm.overrides, dataset=resolve_dataset(dataset)).to_dict()
+    want = load_preset(preset, arm.run_overrides, dataset=resolve_dataset(dataset)).to_dict()
     if config_hash({**m.get("config", {}), "device": ""}) != config_hash({**want, "device": ""}):
         return None
     source = want["data"]["dataset"]
@@ -234,9 +239,9 @@ def _complete(arm: Arm, preset: str, seed: int, dataset: str = "") -> dict | Non
 
 
 def _task_command(arm: Arm, preset: str, seed: int, dataset: str) -> list[str]:
-    params = {"preset": preset, "seed": seed, "tag": arm.tag, **arm.params}
-    if arm.overrides:
-        params["overrides"] = arm.overrides
+    params = {"preset": preset, "seed": seed}
+    if arm.run_overrides:
+        params["overrides"] = arm.run_overrides
     if dataset:
         params["dataset"] = dataset
     return [sys.executable, "-m", "mage_lite.report", "task", "--notebook", arm.stem, "--name", f"{arm.stem}--{arm.name}-seed{seed}",
@@ -463,9 +468,8 @@ def write_report(preset: str, seeds: int, status: dict, metrics: dict[str, dict[
     if failed:
         lines += ["## Failed or skipped runs", ""] + [f"- `{k}`: {v['status']}: {v.get('error', '')}" for k, v in sorted(failed.items())] + [""]
     lines += ["## Figures", ""] + [f"![{f}](figures/{f})" for f in figs] + [""]
-    lines += ["## The grid", "", "| arm | notebook | parameters | overrides |", "| --- | --- | --- | --- |"]
-    lines += [f"| {a.name} | {a.stem} | {json.dumps(a.params) if a.params else ''} | {json.dumps(a.overrides) if a.overrides else ''} |"
-              for a in ARMS]
+    lines += ["## The grid", "", "| arm | notebook | overrides |", "| --- | --- | --- |"]
+    lines += [f"| {a.name} | {a.stem} | {json.dumps(a.run_overrides) if a.run_overrides else ''} |" for a in ARMS]
     lines += ["", "The numbers behind the table are in `metrics/<arm>/seed<k>.json`; the executed notebooks, as HTML, in "
               "`notebooks/` (written by the command, not committed).", ""]
     (out / "README.md").write_text("\n".join(lines))

@@ -29,28 +29,27 @@ class NotebookRun:
     """One execution of one notebook: config, device, data, and its output folder.
 
     Outputs go to ``runs/<preset>/<notebook>/seed<seed>/`` (``metrics.json``, figures), or
-    ``runs/<preset>/<notebook>--<tag>/...`` for a tagged variant (the ablation report runs
-    the same notebook with different overrides under different tags); trained models go to
+    ``runs/<preset>/<notebook>--<variant>/...`` for a named variant (the ablation report runs
+    the same notebook with different overrides, ``variant`` among them); trained models go to
     ``runs/<preset>/models/`` where any notebook can reuse them.
     """
 
     def __init__(self, notebook: str, preset: str, dataset: str = "", seed: int = 0, device: str = "",
-                 overrides: dict | None = None, tag: str = ""):
+                 overrides: dict | None = None):
         self.cfg = load_preset(preset, overrides, dataset=dataset, device=device)
         if not isinstance(seed, int) or seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         self.notebook, self.preset, self.seed = notebook, preset, seed
         self.device = pick_device(self.cfg.device)
-        if tag and not tag.replace("-", "").replace("_", "").isalnum():
-            raise ValueError(f"tag must be letters, digits, '-' or '_', got {tag!r}")
-        self.dir = runs_root() / preset / (f"{notebook}--{tag}" if tag else notebook) / f"seed{seed}"
+        variant = self.cfg.variant
+        self.dir = runs_root() / preset / (f"{notebook}--{variant}" if variant else notebook) / f"seed{seed}"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.models_dir = runs_root() / preset / "models"
         self.model_dirs: dict[str, Path] = {}  # name -> folder of each model this run trained or reused
         self.started = time.perf_counter()
         torch.manual_seed(seed)
         self.metrics: dict = {"notebook": notebook, "preset": preset, "seed": seed, "device": str(self.device),
-                              "tag": tag, "overrides": dict(overrides or {}), "complete": False,
+                              "variant": variant, "overrides": dict(overrides or {}), "complete": False,
                               "config": self.cfg.to_dict()}
         print(f"{notebook} | preset {preset} | seed {seed} | device {self.device} | outputs in {self.dir}")
         print_preset_banner(preset)
@@ -91,7 +90,7 @@ class NotebookRun:
         """
         crop = tuple(crop_scale or self.cfg.data.crop_scale)
         key = {"model": dataclasses.asdict(model_config), "train": dataclasses.asdict(train_cfg),
-               "data": self.data.source, "image_size": self.cfg.data.image_size, "crop_scale": crop,
+               "data": self.data.identity, "image_size": self.cfg.data.image_size, "crop_scale": crop,
                "hflip": self.cfg.data.hflip, "seed": self.seed, **({"depends_on": depends_on} if depends_on else {}),
                **({"views": views} if views != 1 else {})}
 

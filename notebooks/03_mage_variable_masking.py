@@ -48,8 +48,6 @@ dataset = ""  # empty: the preset's choice; else shapes, cifar10 or a path to an
 seed = 0
 device = ""  # empty: the preset choice; auto picks cuda, then mps, then cpu
 overrides = {}  # config overrides, e.g. mage_train.steps: 100
-tag = ""  # names a variant run, e.g. padding-mask_token; the ablation report sets it
-masking_ablation = True  # also train the fixed 0.75 model of section 7
 
 # %%
 import matplotlib.pyplot as plt
@@ -69,7 +67,7 @@ from mage_lite.probe import random_subset
 from mage_lite.session import NotebookRun
 from mage_lite.vqgan import encode_dataset
 
-run = NotebookRun("03_mage_variable_masking", preset, dataset, seed, device, overrides, tag)
+run = NotebookRun("03_mage_variable_masking", preset, dataset, seed, device, overrides)
 tokenizer = run.tokenizer()  # notebook 02's VQGAN, frozen: trained now on first use, reused after
 n_train = len(run.data.train_images)  # budgets are stated in epochs of this train split
 # The MAGE vocabulary is the tokenizer's codebook (+ [MASK] + [C0]): take its size from the tokenizer.
@@ -289,10 +287,13 @@ plt.show()
 
 # %%
 # The same model with the other padding (MAE's learnable mask token, or [C] when this run pads with
-# the mask token), trained at the same budget: what the padding alone changes.
+# the mask token), trained at the same budget: what the padding alone changes. (Off in ci, whose
+# CI run keeps to its main models; the ablation report measures the padding over three seeds.)
+paddings = {mcfg.padding: (model, history)}
 other_padding = "mask_token" if mcfg.padding == "cls" else "cls"
-other, history_other = run.mage(tokenizer, f"mage-{mcfg.mask_ratio.replace(':', '')}-{other_padding}", padding=other_padding)
-paddings = {mcfg.padding: (model, history), other_padding: (other, history_other)}
+if run.cfg.ablations.other_padding:
+    paddings[other_padding] = run.mage(tokenizer, f"mage-{mcfg.mask_ratio.replace(':', '')}-{other_padding}",
+                                       padding=other_padding)
 label = {"cls": "[C] padding (MAGE)", "mask_token": "mask token (MAE-style)"}
 trap = {pad: trap_metrics(m, test_ids, EVAL_RATIO, seed) for pad, (m, _) in paddings.items()}
 trap_untrained = trap_metrics(untrained, test_ids, EVAL_RATIO, seed)
@@ -301,13 +302,14 @@ for name, t in [(label[pad], trap[pad]) for pad in paddings] + [("untrained, " +
     print(f"{name:34s} mode share {100 * t['mode_share']:5.1f} % of masked positions | "
           f"masked decoder inputs: mean cosine {t['masked_similarity']:.4f}")
 print(f"{'the true tokens (a perfect model)':34s} mode share {100 * trap_untrained['mode_share_true']:5.1f} %")
-acc_other = masked_token_accuracy(other, test_ids, EVAL_RATIO, seed)
 run.log(mode_share=trap[mcfg.padding]["mode_share"], masked_similarity=trap[mcfg.padding]["masked_similarity"],
         mode_share_true=trap_untrained["mode_share_true"],
-        mode_share_untrained=trap_untrained["mode_share"], masked_similarity_untrained=trap_untrained["masked_similarity"],
-        mode_share_other_padding=trap[other_padding]["mode_share"],
-        masked_similarity_other_padding=trap[other_padding]["masked_similarity"],
-        masked_acc_other_padding=acc_other["acc"], other_padding=other_padding)
+        mode_share_untrained=trap_untrained["mode_share"], masked_similarity_untrained=trap_untrained["masked_similarity"])
+if other_padding in paddings:
+    acc_other = masked_token_accuracy(paddings[other_padding][0], test_ids, EVAL_RATIO, seed)
+    run.log(mode_share_other_padding=trap[other_padding]["mode_share"],
+            masked_similarity_other_padding=trap[other_padding]["masked_similarity"],
+            masked_acc_other_padding=acc_other["acc"], other_padding=other_padding)
 
 fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 3.4))
 curves({label[pad]: [{"step": h["step"], "mode_share": 100 * h["mode_share"]} for h in hist if "mode_share" in h]
@@ -471,12 +473,12 @@ run.log(fd_classifier_test_acc=clf_acc, fd_classifier_real=scores["real test ima
 # the gap between the untrained model and real images. The `report` and `cpu` presets size
 # `generation.samples` so the spread is at most a fifth of the gap. (Differences between
 # trained models of different seeds add the spread of training itself: that is the report's
-# business.) A tagged variant run of the ablation report skips this: the plain run of the
-# same seed measures it.
+# business.) A variant run of the ablation report (`variant` set) skips this: the plain run
+# of the same seed measures it.
 
 # %%
 noise = None
-if not tag:
+if not run.cfg.variant:
     noise = fd_ref.sampling_noise(model, measured["untrained MAGE"], first=measured["MAGE"])
     for k, name in (("fd", "fd_classifier"), ("kid", "KID")):
         ratio = noise[f"{k}_ratio"]
@@ -577,7 +579,7 @@ plt.show()
 # same data; only `mage.mask_ratio` changes.
 
 # %%
-if masking_ablation:  # the ablation report skips it for its padding and loss variants
+if run.cfg.ablations.fixed_ratio:  # off in ci (the ablation report measures it) and in the report's variants
     fixed, history_fixed = train_mage("fixed:0.75")
     acc_fixed = masked_token_accuracy(fixed, test_ids, EVAL_RATIO, seed)
     fixed_probe = probe_tokens(probe, fixed, probe_train_ids, probe_test_ids, keys=("avg",))

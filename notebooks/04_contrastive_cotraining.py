@@ -44,11 +44,9 @@ dataset = ""  # empty: the preset's choice; else shapes, cifar10 or a path to an
 seed = 0
 device = ""  # empty: the preset choice; auto picks cuda, then mps, then cpu
 overrides = {}  # config overrides, e.g. mage_train.steps: 100
-tag = ""  # names a variant run; the ablation report sets it
 contrastive_weight = 0.1  # lambda, the InfoNCE weight (MAGE-C follow-ups: 0.1)
 contrastive_temperature = 0.2  # InfoNCE temperature (about 0.2)
 contrastive_input = "clean"  # encoder pass InfoNCE reads: clean (unmasked, extra pass) or masked (reconstruction's own)
-crop_ablation = True  # also train MAGE with weak crops, scale 0.8 to 1 (section 6)
 
 # %%
 
@@ -65,7 +63,7 @@ from mage_lite.probe import knn_accuracy, linear_probe, nearest_neighbours
 from mage_lite.session import NotebookRun
 from mage_lite.vqgan import encode_dataset
 
-run = NotebookRun("04_contrastive_cotraining", preset, dataset, seed, device, overrides, tag)
+run = NotebookRun("04_contrastive_cotraining", preset, dataset, seed, device, overrides)
 tokenizer = run.tokenizer()  # notebook 02's VQGAN, frozen: trained now on first use, reused after
 n_train = len(run.data.train_images)  # budgets are stated in epochs of this train split
 mcfg = run.mage_config(tokenizer)
@@ -272,7 +270,7 @@ plt.show()
 # else equal, and read the same way.
 
 # %%
-if crop_ablation:
+if run.cfg.ablations.weak_crop:  # off in ci: the ablation report measures it
     weak, _ = run.mage(tokenizer, "mage-truncnorm", crop_scale=(0.8, 1.0))
     weak_read = read_out(weak)
     scores["MAGE, crops (0.8, 1)"] = fd_ref.score(fd_ref.samples(weak))

@@ -41,7 +41,6 @@ dataset = ""  # empty: the preset's choice; else shapes, cifar10 or a path to an
 seed = 0
 device = ""  # empty: the preset choice; auto picks cuda, then mps, then cpu
 overrides = {}  # config overrides, e.g. mage_train.steps: 100
-tag = ""  # names a variant run; the ablation report sets it
 
 # %%
 import matplotlib.pyplot as plt
@@ -54,7 +53,7 @@ from mage_lite.session import NotebookRun
 from mage_lite.shortcut import neighbour_predictability
 from mage_lite.vqgan import encode_dataset_features
 
-run = NotebookRun("05_quantization_shortcut", preset, dataset, seed, device, overrides, tag)
+run = NotebookRun("05_quantization_shortcut", preset, dataset, seed, device, overrides)
 tokenizer = run.tokenizer()  # notebook 02's VQGAN, frozen
 codebook = tokenizer.quantizer._codes().detach().cpu()  # (K, C) as the quantizer compares them
 side = int(tokenizer.num_tokens ** 0.5)

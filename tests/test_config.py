@@ -1,4 +1,5 @@
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -7,6 +8,8 @@ from mage_lite.device import pick_device
 from mage_lite.mage_c import MAGEC
 from mage_lite.mage_continuous import ContinuousMAGE
 from mage_lite.mage_family import build_mage
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_presets_exist_and_grow():
@@ -69,3 +72,17 @@ def test_device_choice():
     assert pick_device("auto").type in ("cpu", "cuda", "mps")
     with pytest.raises(ValueError, match="auto"):
         pick_device("tpu")
+
+
+def test_ablations_and_variant_are_config_not_notebook_parameters():
+    # ci leaves out the three ablations the report measures; every other preset trains them.
+    assert dataclasses.asdict(load_preset("ci").ablations) == {"other_padding": False, "fixed_ratio": False, "weak_crop": False}
+    assert all(all(dataclasses.asdict(load_preset(n).ablations).values()) for n in ("smoke", "cpu", "gpu", "report"))
+    p = load_preset("report", {"variant": "padding-mask_token", "ablations.fixed_ratio": False})
+    assert p.variant == "padding-mask_token" and not p.ablations.fixed_ratio
+    with pytest.raises(ConfigError, match="variant must be letters"):
+        load_preset("smoke", {"variant": "../elsewhere"})
+    for stem in ("03_mage_variable_masking", "04_contrastive_cotraining", "05_quantization_shortcut"):
+        source = (REPO / "notebooks" / f"{stem}.py").read_text()
+        params = source.split('tags=["parameters"]')[1].split("# %%")[0]
+        assert not any(name in params for name in ("tag =", "masking_ablation", "crop_ablation")), stem

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import os
@@ -399,3 +400,14 @@ def test_default_data_dir(monkeypatch, tmp_path):
     assert data.default_data_dir() == tmp_path
     monkeypatch.delenv("MAGE_LITE_DATA_DIR")
     assert data.default_data_dir() == Path(data.__file__).resolve().parents[1] / "data"
+
+
+def test_identity_is_the_images_not_their_path():
+    # Reuse keys (and the initial weights seeded from them) use it: a clone elsewhere trains the same models.
+    a = make_shapes(60, 20, seed=0)
+    moved = dataclasses.replace(a, source="image folder /elsewhere/cifar10-jpg.tar.gz")
+    assert moved.identity == a.identity
+    other = a.train_images.clone()
+    other[0, 0, 0, 0] ^= 1
+    assert dataclasses.replace(a, train_images=other).identity != a.identity
+    assert "60 train / 20 test images" in a.identity
