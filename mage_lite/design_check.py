@@ -29,7 +29,7 @@ import torch
 from .artifacts import REPO_ROOT, load_json, replace_block, save_json
 from .config import ConfigError, load_preset, train_budget
 from .mage import MAGE
-from .mage_eval import GenerationScorer, masked_token_accuracy, probe_inputs, probe_tokens, trap_metrics
+from .mage_eval import GenerationScorer, masked_token_accuracy, probe_inputs, probe_tokens, trap_metrics, untrained_probe
 from .probe import random_subset
 from .session import NotebookRun
 from .tokenizer_eval import reconstruction_quality
@@ -67,13 +67,13 @@ def measure_arm(preset: str, dataset: str, seed: int, overrides: dict, generatio
         probe = run.probe
         train_ids = encode_dataset(tokenizer, probe.train_images, device=run.device).flatten(1)
         test_ids = encode_dataset(tokenizer, probe.test_images, device=run.device).flatten(1)
-        random_encoder = MAGE(run.mage_config(tokenizer)).set_tokenizer(tokenizer).to(run.device)
         tokenizer_cache[tok_dir] = {
             "tokenizer": {"dir": tok_dir, "codebook_size": tokenizer.codebook_size, **train_budget(run.cfg.vqgan_train, n_train),
                           **{k: quality[k] for k in ("psnr", "psnr_thumbnail", "usage", "perplexity")},
                           "seconds": round(time.perf_counter() - t0, 1)},
             "probe_inputs": probe_inputs(probe, tokenizer, train_ids, test_ids),
-            "probe_random_encoder": probe_tokens(probe, random_encoder, train_ids, test_ids, keys=("avg",))["avg"],
+            "probe_random_encoder": untrained_probe(probe, lambda: MAGE(run.mage_config(tokenizer)).set_tokenizer(tokenizer).to(run.device),
+                                                    train_ids, test_ids)["avg"],  # as notebook 03: three initialisations
             "ids": (train_ids, test_ids, quality["ids"].flatten(1))}
     cached = tokenizer_cache[tok_dir]
     train_ids, test_ids, eval_ids = cached["ids"]

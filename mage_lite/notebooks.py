@@ -4,7 +4,7 @@
     python -m mage_lite.notebooks run --preset smoke --only 00 01 # some of them
     python -m mage_lite.notebooks run --preset ci --dataset PATH/TO/cifar10-jpg.tar.gz \
         --set mae_train.steps=100 --seed 1
-    python -m mage_lite.notebooks publish --preset cpu            # summary + figures -> reports/cpu/
+    python -m mage_lite.notebooks publish --preset cpu            # metrics, figures, notebooks -> reports/cpu/
     python -m mage_lite.notebooks list
 
 The jupytext ``.py`` files in ``notebooks/`` are the source. Executed notebooks and their
@@ -196,8 +196,10 @@ def write_summary(preset: str, runs: dict[str, dict]) -> Path:
 
 
 def publish(preset: str, dest: Path | None = None) -> Path:
-    """Copy a preset's summary and figures (no checkpoints, no notebooks) to ``reports/<preset>/``,
-    the only generated output that belongs in git."""
+    """Copy a preset's finished run, without its models, to ``reports/<preset>/``: the summary,
+    each notebook's ``metrics.json`` and figures, ``timings.json`` and the executed notebooks
+    (readable with their outputs on the repository page). ``python -m mage_lite.results``
+    renders the README's Results from these files."""
     import shutil
 
     src = runs_root() / preset
@@ -205,12 +207,18 @@ def publish(preset: str, dest: Path | None = None) -> Path:
         raise ConfigError(f"no finished run in {src}; run `python -m mage_lite.notebooks run --preset {preset}` first")
     dest = dest or REPO_ROOT / "reports" / preset
     dest.mkdir(parents=True, exist_ok=True)
-    for fig in sorted(src.glob("[0-9][0-9]_*/seed*/*.png")):
-        target = dest / fig.parent.parent.name / fig.parent.name / fig.name
+    files = [*src.glob("[0-9][0-9]_*/seed*/*.png"), *src.glob("[0-9][0-9]_*/seed*/metrics.json")]
+    for f in sorted(files):
+        target = dest / f.parent.parent.name / f.parent.name / f.name
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(fig, target)
-    summary = (src / "summary.md").read_text().replace("executed notebook: notebooks/", "executed notebook (in runs/, not committed): notebooks/")
-    (dest / "README.md").write_text(summary + "\nFigures: the folders beside this file, one per notebook and seed.\n")
+        shutil.copyfile(f, target)
+    for book in sorted((src / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        (dest / "notebooks").mkdir(exist_ok=True)
+        shutil.copyfile(book, dest / "notebooks" / book.name)
+    shutil.copyfile(src / "timings.json", dest / "timings.json")
+    summary = re.sub(r"executed notebook: notebooks/(\S+)\.html", r"executed notebook: [notebooks/\1.ipynb](notebooks/\1.ipynb)",
+                     (src / "summary.md").read_text())
+    (dest / "README.md").write_text(summary + "\nFigures and metrics: the folders beside this file, one per notebook and seed.\n")
     return dest
 
 

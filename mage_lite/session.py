@@ -165,6 +165,17 @@ class NotebookRun:
                           crop_scale=crop_scale, depends_on={**self.tokenizer_key(), "bank_views": bank.views},
                           views=views, make_sampler=make_sampler)
 
+    @staticmethod
+    def mage_name(mask_ratio: str) -> str:
+        """The name of a plain MAGE trained with ``mask_ratio``, e.g. "mage-truncnorm", "mage-fixed0.75": one
+        place, so that notebooks 03-05 name (and so reuse) the same model alike."""
+        return f"mage-{mask_ratio.replace(':', '')}"
+
+    def main_mage(self, tokenizer: nn.Module, crop_scale: tuple | None = None) -> tuple[nn.Module, list[dict]]:
+        """Notebook 03's MAGE, the preset's config as it stands (trained now or reused): what notebooks
+        04 and 05 compare against. ``crop_scale`` trains the same model on other crops."""
+        return self.mage(tokenizer, self.mage_name(self.cfg.mage.mask_ratio), crop_scale=crop_scale)
+
     def mae(self, norm_pix: bool = True, mask_ratio: float | None = None) -> tuple[nn.Module, list[dict]]:
         """The preset's MAE with this target and mask ratio, trained now or reused (notebooks 01, 03)."""
         ratio = self.cfg.mae.mask_ratio if mask_ratio is None else mask_ratio

@@ -26,8 +26,11 @@
 # - know the linear probe and its two anchors (raw pixels, a random encoder), measured here
 #   so that every later "x % probe accuracy" has a floor to stand on.
 #
-# **Expected runtime** (measured, 2 CPU cores; see the README's preset table):
-# `smoke` about 10 s · `ci` about 1 min (first CIFAR-10 decode included) · `cpu` about 1.5 min · `gpu` not measured yet.
+# **Expected runtime** on 2 CPU cores, as the published runs measured it (the first CIFAR-10
+# decode included):
+# <!-- runtime -->
+# `smoke` seconds · `ci` not measured yet · `cpu` not measured yet · `gpu` not measured yet
+# <!-- /runtime -->
 
 # %% tags=["parameters"]
 preset = "smoke"  # smoke | ci | cpu | gpu

@@ -27,9 +27,11 @@
 # - why the loss is taken on removed patches only, and what `norm_pix_loss` changes;
 # - reading a pretrained encoder with a linear probe against the anchors of notebook 00.
 #
-# **Expected runtime** (2 CPU cores, measured): `smoke` about 15 s · `ci` about 7 min · `cpu` 51 min on a
-# machine shared with other trainings (four models: norm-pix and raw targets at mask ratio 0.75,
-# norm-pix at 0.5 and 0.9) · `gpu` not measured yet.
+# **Expected runtime** on 2 CPU cores, as the published runs measured it (`cpu` and `gpu` train
+# four models: norm-pix and raw targets at mask ratio 0.75, norm-pix at 0.5 and 0.9):
+# <!-- runtime -->
+# `smoke` seconds · `ci` not measured yet · `cpu` not measured yet · `gpu` not measured yet
+# <!-- /runtime -->
 #
 # **At 32 px** the patch size is 4 (8 x 8 = 64 patches), so MAE and MAGE (64 tokens) see
 # sequences of the same length. The official decoder is 512 wide and 8 deep; ours is a few
@@ -218,7 +220,7 @@ plt.show()
 # ## Measured results
 #
 # This run's numbers are printed above and logged in its `metrics.json`. The executed `cpu`
-# notebook under `reports/cpu/` is a full-size run, and the README's tables are rendered from
+# notebook in `reports/cpu/notebooks/` (once published) is a full-size run, and the README's tables are rendered from
 # committed metrics files; the seeded comparisons are in the ablation report.
 #
 # ## What to notice

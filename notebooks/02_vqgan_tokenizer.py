@@ -31,9 +31,11 @@
 #   dead-code restart avoid it;
 # - reading tokens: id grids, code frequencies, and what a single code decodes to.
 #
-# **Expected runtime** (one CPU thread, measured): `smoke` about 25 s · `ci` about 5 min · `cpu`
-# 35 min on a machine shared with other trainings · `gpu` not measured yet. Two tokenizers
-# are trained: the default and a plain quantizer for comparison.
+# **Expected runtime** on 2 CPU cores, as the published runs measured it (two tokenizers are
+# trained: the default and a plain quantizer for comparison; `ci` trains the default only):
+# <!-- runtime -->
+# `smoke` seconds · `ci` not measured yet · `cpu` not measured yet · `gpu` not measured yet
+# <!-- /runtime -->
 #
 # **At 32 px** the tokenizer downsamples by 4, not 16: a 32 x 32 image becomes 8 x 8 = 64
 # tokens, the same sequence length as MAE's 4-pixel patches in notebook 01.
@@ -228,42 +230,43 @@ print(f"test split: {default['usage']:.1%} of {K} codes used, perplexity {defaul
 # restart moves codes unused for `restart_after` steps onto random encoder outputs.
 
 # %%
-plain_cfg = dataclasses.replace(cfg, l2_normalize=False, code_dim=cfg.encoder_width, init="random", restart_after=0)
-plain_model, plain_history = run.train("vqgan-plain", lambda: VQGAN(plain_cfg), run.cfg.vqgan_train, plain_cfg)
-plain = evaluate(plain_model)
-run.log(psnr_test_plain=plain["psnr"], codebook_usage_test_plain=plain["usage"],
-        perplexity_test_plain=plain["perplexity"],
-        rec_loss_last_plain=plain_history[-1]["rec_loss"])
-for label, r in [("default", default), ("plain", plain)]:
-    print(f"{label:8s} PSNR {r['psnr']:.2f} dB, usage {r['usage']:.1%}, perplexity {r['perplexity']:.1f}")
+if run.cfg.ablations.plain_tokenizer:  # off in ci, which keeps CI to its main models; cpu and gpu train it
+    plain_cfg = dataclasses.replace(cfg, l2_normalize=False, code_dim=cfg.encoder_width, init="random", restart_after=0)
+    plain_model, plain_history = run.train("vqgan-plain", lambda: VQGAN(plain_cfg), run.cfg.vqgan_train, plain_cfg)
+    plain = evaluate(plain_model)
+    run.log(psnr_test_plain=plain["psnr"], codebook_usage_test_plain=plain["usage"],
+            perplexity_test_plain=plain["perplexity"],
+            rec_loss_last_plain=plain_history[-1]["rec_loss"])
+    for label, r in [("default", default), ("plain", plain)]:
+        print(f"{label:8s} PSNR {r['psnr']:.2f} dB, usage {r['usage']:.1%}, perplexity {r['perplexity']:.1f}")
 
-labels = {"default": "default (l2, low-dim, k-means, restart)", "plain": f"plain (dim {plain_cfg.code_dim}, random init)"}
-fig, axes = plt.subplots(1, 4, figsize=(16, 3.2))
-for ax, key, ylabel in [(axes[0], "usage", "codes used (%)"), (axes[1], "perplexity", "perplexity")]:
-    vals = [100 * default[key] if key == "usage" else default[key], 100 * plain[key] if key == "usage" else plain[key]]
-    bars = ax.bar(["default", "plain"], vals, color=["tab:blue", "tab:red"])
-    for b, v in zip(bars, vals):
-        ax.text(b.get_x() + b.get_width() / 2, b.get_height(), f"{v:.1f}", ha="center", va="bottom", fontsize=8)
-    ax.set_ylabel(ylabel), ax.set_title(f"test split, K = {K}", fontsize=9)
-for r, key, c in [(default, "default", "tab:blue"), (plain, "plain", "tab:red")]:
-    f = (r["counts"].float() / r["counts"].sum()).sort(descending=True).values
-    axes[2].plot(range(1, K + 1), f.clamp(min=1e-7).numpy(), c=c, label=labels[key])
-axes[2].set_yscale("log"), axes[2].set_ylim(1e-6, 1)
-axes[2].set_xlabel("code rank"), axes[2].set_ylabel("frequency (0 drawn at 1e-7)")
-axes[2].set_title("sorted code frequencies", fontsize=9), axes[2].legend(fontsize=7)
-for hist, key, c in [(history, "default", "tab:blue"), (plain_history, "plain", "tab:red")]:
-    axes[3].plot([h["step"] for h in hist], [h["usage"] for h in hist], c=c, label=key)
-axes[3].set_ylim(0, 1.05), axes[3].grid(alpha=0.3), axes[3].legend(fontsize=8)
-axes[3].set_xlabel("step"), axes[3].set_ylabel("usage"), axes[3].set_title("usage per training batch", fontsize=9)
-fig.tight_layout()
-run.savefig(fig, "collapse")
-plt.show()
+    labels = {"default": "default (l2, low-dim, k-means, restart)", "plain": f"plain (dim {plain_cfg.code_dim}, random init)"}
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.2))
+    for ax, key, ylabel in [(axes[0], "usage", "codes used (%)"), (axes[1], "perplexity", "perplexity")]:
+        vals = [100 * default[key] if key == "usage" else default[key], 100 * plain[key] if key == "usage" else plain[key]]
+        bars = ax.bar(["default", "plain"], vals, color=["tab:blue", "tab:red"])
+        for b, v in zip(bars, vals):
+            ax.text(b.get_x() + b.get_width() / 2, b.get_height(), f"{v:.1f}", ha="center", va="bottom", fontsize=8)
+        ax.set_ylabel(ylabel), ax.set_title(f"test split, K = {K}", fontsize=9)
+    for r, key, c in [(default, "default", "tab:blue"), (plain, "plain", "tab:red")]:
+        f = (r["counts"].float() / r["counts"].sum()).sort(descending=True).values
+        axes[2].plot(range(1, K + 1), f.clamp(min=1e-7).numpy(), c=c, label=labels[key])
+    axes[2].set_yscale("log"), axes[2].set_ylim(1e-6, 1)
+    axes[2].set_xlabel("code rank"), axes[2].set_ylabel("frequency (0 drawn at 1e-7)")
+    axes[2].set_title("sorted code frequencies", fontsize=9), axes[2].legend(fontsize=7)
+    for hist, key, c in [(history, "default", "tab:blue"), (plain_history, "plain", "tab:red")]:
+        axes[3].plot([h["step"] for h in hist], [h["usage"] for h in hist], c=c, label=key)
+    axes[3].set_ylim(0, 1.05), axes[3].grid(alpha=0.3), axes[3].legend(fontsize=8)
+    axes[3].set_xlabel("step"), axes[3].set_ylabel("usage"), axes[3].set_title("usage per training batch", fontsize=9)
+    fig.tight_layout()
+    run.savefig(fig, "collapse")
+    plt.show()
 
-with torch.no_grad():
-    rec_plain = plain_model.decode_ids(plain_model.encode_to_ids(examples.to(run.device))).cpu()
-fig = image_rows([examples, rec, rec_plain], row_titles=["original", "default", "plain"])
-run.savefig(fig, "collapse_reconstructions")
-plt.show()
+    with torch.no_grad():
+        rec_plain = plain_model.decode_ids(plain_model.encode_to_ids(examples.to(run.device))).cpu()
+    fig = image_rows([examples, rec, rec_plain], row_titles=["original", "default", "plain"])
+    run.savefig(fig, "collapse_reconstructions")
+    plt.show()
 
 # %% [markdown]
 # **What to notice:** the plain quantizer ends up using a small fraction of its codebook:
@@ -354,7 +357,7 @@ print(f"the 16 most used codes cover {share.sum():.1f} % of test tokens")
 # ## Measured results
 #
 # This run's numbers are printed above and logged in its `metrics.json`. The executed `cpu`
-# notebook under `reports/cpu/` shows a full-size run, and the README's tables (rendered from
+# notebook in `reports/cpu/notebooks/` (once published) shows a full-size run, and the README's tables (rendered from
 # committed metrics files) compare the tokenizer's PSNR with the thumbnail's per preset and
 # codebook size.
 #

@@ -34,11 +34,14 @@
 # - the ablation that motivates the design: fixed 0.75 masking vs the variable ratio;
 # - the [C]-padding trap of small budgets, and the mode share that detects it.
 #
-# **Expected runtime** (2 CPU threads, tokenizer from notebook 02 and MAE from notebook 01
-# reused): `smoke` about 2 min · `ci` about 12 min · `cpu` about 45 min (estimated from the
-# training speeds of `python -m mage_lite.bench`; three MAGE trainings: variable ratio, the
-# other padding, fixed 0.75) · `gpu` not measured yet. The first
-# run on a dataset also trains the feature network behind the generation metrics (counted above;
+# **Expected runtime** on 2 CPU cores, as the published runs measured it (tokenizer from
+# notebook 02 and MAE from notebook 01 reused; `ci` trains one MAGE, the other presets three:
+# variable ratio, the other padding, fixed 0.75):
+# <!-- runtime -->
+# `smoke` seconds · `ci` not measured yet · `cpu` not measured yet · `gpu` not measured yet
+# <!-- /runtime -->
+#
+# The first run on a dataset also trains the feature network behind the generation metrics (counted above;
 # shared by every seed and preset with the same data and config after that). Everything follows `docs/method.md` sections 3 and 4; section 9 below lists where
 # the 32 px, 64-token setting departs from the paper.
 
@@ -59,7 +62,7 @@ from mage_lite.fd import decode_ids, fid
 from mage_lite.generate import cosine_schedule, inpaint, iterative_decode, token_region_from_pixels
 from mage_lite.mage import MAGE
 from mage_lite.mage_eval import (GenerationScorer, generate, masked_token_accuracy, probe_inputs, probe_tokens,
-                                 trap_metrics)
+                                 trap_metrics, untrained_probe)
 from mage_lite.masking import Fixed, make_ratio_dist, mask_tokens
 from mage_lite.plots import (TOKEN_COLORS, bar_chart, curves, image_rows, masked_image, precision_recall_chart,
                               sequence_strip, token_roles)
@@ -201,7 +204,7 @@ plt.show()
 # %%
 def train_mage(mask_ratio: str):
     # run.mage keys the model by its config and this tokenizer: notebooks 04 and 05 reuse it
-    return run.mage(tokenizer, f"mage-{mask_ratio.replace(':', '')}", mask_ratio=mask_ratio)
+    return run.mage(tokenizer, run.mage_name(mask_ratio), mask_ratio=mask_ratio)
 
 
 model, history = train_mage(mcfg.mask_ratio)
@@ -292,7 +295,7 @@ plt.show()
 paddings = {mcfg.padding: (model, history)}
 other_padding = "mask_token" if mcfg.padding == "cls" else "cls"
 if run.cfg.ablations.other_padding:
-    paddings[other_padding] = run.mage(tokenizer, f"mage-{mcfg.mask_ratio.replace(':', '')}-{other_padding}",
+    paddings[other_padding] = run.mage(tokenizer, f"{run.mage_name(mcfg.mask_ratio)}-{other_padding}",
                                        padding=other_padding)
 label = {"cls": "[C] padding (MAGE)", "mask_token": "mask token (MAE-style)"}
 trap = {pad: trap_metrics(m, test_ids, EVAL_RATIO, seed) for pad, (m, _) in paddings.items()}
@@ -352,11 +355,11 @@ plt.show()
 # [C]'s entries are of order 1, so at scale 1 the masked positions still share most of their
 # direction after the LayerNorm, and at scale 2 the position dominates. The design check
 # (`python -m mage_lite.design_check`, the README's "Design choices" tables) trained these at
-# equal budgets on this preset's tokenizer: `ci` and `cpu` use `sincos` at scale 2, which left
-# the trap and probed best there, and the official choice stays one parameter away
-# (`overrides={"mage.decoder_pos": "learned"}`). Budget matters as much as the position signal:
-# the same model trained for twice the images leaves the trap at scale 1 where the shorter run
-# does not (same tables).
+# equal budgets on this preset's tokenizer: at the one epoch `ci` trains, `sincos` at scale 1
+# left the trap and probed best (scale 2 had led at half an epoch), so `ci` and `cpu` use it,
+# and the official choice stays one parameter away (`overrides={"mage.decoder_pos": "learned"}`).
+# Budget matters as much as the position signal: the same model trained for twice the images
+# leaves the trap at scale 1 where the shorter run does not (same tables).
 #
 # ## 5. Unconditional generation
 #
@@ -518,14 +521,16 @@ plt.show()
 # As in the paper, the encoder reads the *unmasked* token sequence, the image tokens (not
 # [C0]) are averaged after the final norm, and a BatchNorm + linear classifier is trained on
 # the frozen features. MAE is notebook 01's norm-pix model at ratio 0.75 (reused when
-# notebook 01 ran in this preset). Anchors: raw pixels and a randomly initialised MAGE encoder.
+# notebook 01 ran in this preset). Anchors: raw pixels and a randomly initialised MAGE encoder (the mean of three
+# initialisations: one alone moves by a few points).
 
 # %%
 probe = run.probe
 probe_train_ids = encode_dataset(tokenizer, probe.train_images, device=run.device).flatten(1)
 probe_test_ids = encode_dataset(tokenizer, probe.test_images, device=run.device).flatten(1)
 mage_probe = probe_tokens(probe, model, probe_train_ids, probe_test_ids)
-random_probe = probe_tokens(probe, untrained, probe_train_ids, probe_test_ids, keys=("avg",))
+# the untrained anchor averaged over three initialisations: one draw alone moves by a few points
+random_probe = untrained_probe(probe, lambda: MAGE(mcfg).set_tokenizer(tokenizer).to(run.device), probe_train_ids, probe_test_ids)
 inputs_probe = probe_inputs(probe, tokenizer, probe_train_ids, probe_test_ids)  # what the tokens alone carry
 mae, _ = run.mae(norm_pix=True)  # exactly notebook 01's model: reused if 01 ran first in this preset
 mae_probe = probe.evaluate(mae.features, run.device, "MAE")
@@ -541,7 +546,7 @@ print(f"MAGE training moved the probe on the same tokens by {mage_probe['avg'] -
       f"(random MAGE encoder -> MAGE), {mage_probe['avg'] - inputs_probe['code_vectors']:+.1f} against its flattened "
       f"inputs; MAGE - MAE: {mage_probe['avg'] - mae_probe['avg']:+.1f} points")
 run.log(probe_mage=mage_probe["avg"], probe_mage_c0=mage_probe["c0"], probe_mae=mae_probe["avg"], probe_pixels=pixels,
-        probe_random_encoder=random_probe["avg"], probe_bag_of_codes=inputs_probe["bag_of_codes"],
+        probe_random_encoder=random_probe["avg"], probe_random_encoder_seeds=random_probe["seeds"], probe_bag_of_codes=inputs_probe["bag_of_codes"],
         probe_code_vectors=inputs_probe["code_vectors"], budgets=budgets(run.cfg, n_train),
         budget_mismatches=budget_mismatches(run.cfg),
         probe_blocks_mage={b: mage_probe[b] for b in blocks},
@@ -670,7 +675,7 @@ plt.show()
 # ## Measured results
 #
 # This run's numbers are printed above and logged in its `metrics.json`. The executed `cpu`
-# notebook under `reports/cpu/` is a full-size run; the README's tables, rendered from
+# notebook in `reports/cpu/notebooks/` (once published) is a full-size run; the README's tables, rendered from
 # committed metrics files, hold the design check (codebook size, decoder position embedding,
 # padding) and the ablation report's seeded comparisons.
 #
@@ -698,7 +703,7 @@ plt.show()
 # 4. Train with `mage.mask_ratio` set to `uniform:0.5,1.0`: does the shape of the distribution
 #    matter, or only its support reaching 1?
 # 5. Train with `overrides={"mage.decoder_pos": "learned"}`, the official embedding, and then
-#    with `mage.decoder_pos_scale` at 1 and 4: compare the mode share and masked similarity of
+#    with `mage.decoder_pos_scale` at 2 and 4: compare the mode share and masked similarity of
 #    section 4 and the linear probe of section 6 with this preset's default. Does the decoder
 #    leave the trap, and does the probe follow?
 

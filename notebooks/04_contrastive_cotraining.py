@@ -31,10 +31,11 @@
 # - what contrast costs generation, measured with the offline Fréchet distance;
 # - how the weight, the temperature and the crop strength move both.
 #
-# **Expected runtime** (one CPU thread; tokenizer and plain MAGE reused from notebooks 02-03
-# when they ran first in the preset): `smoke` under a minute · `ci` about 6 min (measured 12.8 min, shared machine) · `cpu` about
-# 1.5 h (measured 89 min on a 2-core machine shared with three other jobs: five MAGE-C
-# models plus the crop ablation) · `gpu` not measured.
+# **Expected runtime** on 2 CPU cores, as the published runs measured it (tokenizer and plain
+# MAGE reused from notebooks 02-03; `cpu` trains two MAGE-C models plus the crop ablation):
+# <!-- runtime -->
+# `smoke` seconds · `ci` not measured yet · `cpu` not measured yet · `gpu` not measured yet
+# <!-- /runtime -->
 # Everything follows `docs/method.md` sections 3 and 5; section 7 below lists what is
 # unconfirmed and what this notebook chose.
 
@@ -57,7 +58,7 @@ from mage_lite.augment import random_resized_crop, to_float
 from mage_lite.config import describe_budget
 from mage_lite.contrastive import info_nce
 from mage_lite.mage import MAGE
-from mage_lite.mage_eval import GenerationScorer, token_features
+from mage_lite.mage_eval import GenerationScorer, token_features, untrained_encoders
 from mage_lite.plots import bar_chart, curves, image_rows
 from mage_lite.probe import knn_accuracy, linear_probe, nearest_neighbours
 from mage_lite.session import NotebookRun
@@ -124,7 +125,7 @@ print(f"InfoNCE at t = {contrastive_temperature}: identical views {info_nce(z, z
 # reconstruction pass itself (no extra cost). Section 7 says why clean is the default.
 
 # %%
-mage, hist_mage = run.mage(tokenizer, "mage-truncnorm")  # notebook 03's model
+mage, hist_mage = run.main_mage(tokenizer)  # notebook 03's model
 mage_c, hist_c = train_mage_c(contrastive_weight, contrastive_temperature, contrastive_input)
 run.log(contrastive_loss_first=hist_c[0]["contrastive_loss"], contrastive_loss_last=hist_c[-1]["contrastive_loss"],
         rec_loss_last_mage_c=hist_c[-1]["rec_loss"], rec_loss_last_mage=hist_mage[-1]["loss"],
@@ -166,9 +167,11 @@ def read_out(model) -> dict:
             "knn": knn_accuracy(tr, probe.train_labels, te, probe.test_labels), "train": tr, "test": te}
 
 
-torch.manual_seed(seed)
-untrained = MAGE(mcfg).set_tokenizer(tokenizer).to(run.device).eval()
-results = {"random MAGE encoder": read_out(untrained), "MAGE": read_out(mage), "MAGE-C": read_out(mage_c)}
+# The untrained anchor's scores are averaged over three initialisations (one draw moves by a few
+# points); its features, for the figures below, are the first one's.
+draws = [read_out(m) for m in untrained_encoders(lambda: MAGE(mcfg).set_tokenizer(tokenizer).to(run.device))]
+random_read = {**draws[0], **{k: sum(d[k] for d in draws) / len(draws) for k in ("probe", "knn")}}
+results = {"random MAGE encoder": random_read, "MAGE": read_out(mage), "MAGE-C": read_out(mage_c)}
 for k, r in results.items():
     print(f"{k:20s} linear probe {r['probe']:5.1f} %   k-NN {r['knn']:5.1f} %")
 run.log(probe_random_encoder=results["random MAGE encoder"]["probe"], knn_random_encoder=results["random MAGE encoder"]["knn"],
@@ -271,7 +274,7 @@ plt.show()
 
 # %%
 if run.cfg.ablations.weak_crop:  # off in ci: the ablation report measures it
-    weak, _ = run.mage(tokenizer, "mage-truncnorm", crop_scale=(0.8, 1.0))
+    weak, _ = run.main_mage(tokenizer, crop_scale=(0.8, 1.0))
     weak_read = read_out(weak)
     scores["MAGE, crops (0.8, 1)"] = fd_ref.score(fd_ref.samples(weak))
     print(f"crops (0.2, 1): probe {results['MAGE']['probe']:.1f} %, fd_classifier {scores['MAGE']:.2f}; "
@@ -320,7 +323,7 @@ if run.cfg.ablations.weak_crop:  # off in ci: the ablation report measures it
 # ## Measured results
 #
 # This run's numbers are printed above and logged in its `metrics.json`. The executed `cpu`
-# notebook under `reports/cpu/` is a full-size run, and the README's tables are rendered from
+# notebook in `reports/cpu/notebooks/` (once published) is a full-size run, and the README's tables are rendered from
 # committed metrics files; the seeded comparisons are in the ablation report.
 
 # %%

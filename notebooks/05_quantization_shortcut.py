@@ -30,10 +30,11 @@
 # - comparing the two models on loss, masked-token accuracy and linear probe, with the same budget;
 # - how to run every ablation of the project over seeds: `python -m mage_lite.report`.
 #
-# **Expected runtime** (one CPU thread; tokenizer and token MAGE reused from notebooks 02-03
-# when they ran first): `smoke` under a minute · `ci` about 3 min (measured 5.4 min on a
-# 2-core machine shared with three other jobs) · `cpu` about 15 min (not measured) · `gpu` not
-# measured.
+# **Expected runtime** on 2 CPU cores, as the published runs measured it (tokenizer and token
+# MAGE reused from notebooks 02-03):
+# <!-- runtime -->
+# `smoke` seconds · `ci` not measured yet · `cpu` not measured yet · `gpu` not measured yet
+# <!-- /runtime -->
 
 # %% tags=["parameters"]
 preset = "smoke"  # smoke | ci | cpu | gpu | report
@@ -117,7 +118,7 @@ plt.show()
 # a feature projection where the token embedding was).
 
 # %%
-tokens_model, hist_tokens = run.mage(tokenizer, "mage-truncnorm")
+tokens_model, hist_tokens = run.main_mage(tokenizer)
 cont_model, hist_cont = run.mage(tokenizer, "mage-continuous", input="continuous")
 acc_tokens = masked_token_accuracy(tokens_model, test_ids, 0.75, seed)
 acc_cont = masked_token_accuracy(cont_model, test_ids, 0.75, seed, features=test_feats)
@@ -181,7 +182,7 @@ plt.show()
 # ## Measured results
 #
 # This run's numbers are printed above and logged in its `metrics.json`. The executed `cpu`
-# notebook under `reports/cpu/` is a full-size run, and the README's tables are rendered from
+# notebook in `reports/cpu/notebooks/` (once published) is a full-size run, and the README's tables are rendered from
 # committed metrics files; the seeded comparisons are in the ablation report.
 #
 # ## Exercises

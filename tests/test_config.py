@@ -75,8 +75,8 @@ def test_device_choice():
 
 
 def test_ablations_and_variant_are_config_not_notebook_parameters():
-    # ci leaves out the three ablations the report measures; every other preset trains them.
-    assert dataclasses.asdict(load_preset("ci").ablations) == {"other_padding": False, "fixed_ratio": False, "weak_crop": False}
+    # ci leaves out the ablation models (CI runs it); every other preset trains them.
+    assert not any(dataclasses.asdict(load_preset("ci").ablations).values())
     assert all(all(dataclasses.asdict(load_preset(n).ablations).values()) for n in ("smoke", "cpu", "gpu", "report"))
     p = load_preset("report", {"variant": "padding-mask_token", "ablations.fixed_ratio": False})
     assert p.variant == "padding-mask_token" and not p.ablations.fixed_ratio

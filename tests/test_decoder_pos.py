@@ -95,7 +95,7 @@ def test_presets_name_their_decoder_position_embedding():
     assert MAGEConfig().decoder_pos == "learned"  # the class default stays the official choice
     for name in ("ci", "cpu", "report"):  # the design check's choice (README, "Design choices")
         m = load_preset(name).mage
-        assert (m.decoder_pos, m.decoder_pos_scale) == ("sincos", 2.0)
+        assert (m.decoder_pos, m.decoder_pos_scale) == ("sincos", 1.0)
 
 
 def test_bad_values_are_refused():

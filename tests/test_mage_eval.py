@@ -9,7 +9,8 @@ from mage_lite.config import load_preset
 from mage_lite.data import make_shapes
 from mage_lite.fd import classifier_features
 from mage_lite.mage import MAGE, MAGEConfig
-from mage_lite.mage_eval import GenerationScorer, generate, masked_token_accuracy, probe_tokens, token_features
+from mage_lite.mage_eval import (GenerationScorer, generate, masked_token_accuracy, probe_tokens, token_features,
+                                 untrained_encoders)
 from mage_lite.probe import ProbeConfig
 from mage_lite.vqgan import VQGAN, VQGANConfig
 
@@ -84,3 +85,16 @@ def test_two_seeds_score_in_the_same_space(tmp_path, monkeypatch):
     assert noise["fd_std"] >= 0 and noise["fd_gap"] == a.metrics(a.samples(untrained))["fd"] - a.real
     first = a.metrics(a.samples(model))
     assert a.sampling_noise(model, first, first=first)["fd"][0] == first["fd"]
+
+
+def test_untrained_anchor_is_seeded_and_averaged():
+    # Three fixed initialisations, whatever the caller drew before, and the caller's random state untouched.
+    build = lambda: torch.nn.Linear(4, 3)  # noqa: E731
+    torch.manual_seed(123)
+    state = torch.random.get_rng_state()
+    first = untrained_encoders(build)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    torch.rand(5)  # the caller draws: the anchors stay the same
+    again = untrained_encoders(build)
+    assert len(first) == 3 and all(torch.equal(a.weight, b.weight) for a, b in zip(first, again))
+    assert not torch.equal(first[0].weight, first[1].weight)

@@ -73,4 +73,7 @@ def test_summary_and_publish_carry_commands_metrics_and_figures(smoke_runs, tmp_
     dest = notebooks.publish("smoke", tmp_path / "reports")
     assert (dest / "README.md").read_text().startswith("# mage-lite run summary")
     assert (dest / "01_mae_baseline" / "seed0" / "mae_panel.png").exists()
-    assert not list(dest.rglob("*.pt")) and not list(dest.rglob("*.ipynb"))
+    assert not list(dest.rglob("*.pt"))  # no models; the executed notebooks, metrics and timings, for mage_lite.results
+    assert (dest / "notebooks" / "01_mae_baseline.ipynb").exists() and (dest / "timings.json").exists()
+    assert (dest / "01_mae_baseline" / "seed0" / "metrics.json").exists()
+    assert "[notebooks/01_mae_baseline.ipynb](notebooks/01_mae_baseline.ipynb)" in (dest / "README.md").read_text()

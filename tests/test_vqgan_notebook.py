@@ -36,7 +36,7 @@ def test_smoke_02_tokenizer_is_the_artifact_later_notebooks_reuse(smoke_runs):
 def test_ci_02_tokenizer_uses_its_codebook_and_reconstructs(ci_runs):
     m = metrics(ci_runs, STEM)
     assert m["codebook_usage_test"] >= 0.5, m["codebook_usage_test"]
-    assert m["psnr_test"] > 15, m["psnr_test"]
+    # the tokens carry more than a blur: above the upsampled 8 x 8 thumbnail's PSNR on the same images
+    assert m["psnr_test"] > m["psnr_reconstruction_baseline"] + 0.5, m
     assert m["rec_loss_last"] < m["rec_loss_first"]
-    # the plain quantizer collapses at the same budget: the remedies are what keep the codebook alive
-    assert m["codebook_usage_test_plain"] < m["codebook_usage_test"]
+    assert "codebook_usage_test_plain" not in m  # ci leaves the plain quantizer out (cpu measures it)

@@ -153,5 +153,5 @@ compare({"truncated Gaussian": base_results, "uniform": measure(mage("mage-unifo
 default = f"{run.cfg.mage.decoder_pos} x{run.cfg.mage.decoder_pos_scale:g} (preset default)"
 compare({default: base_results,
          "learned (official)": measure(mage("mage-pos-learned", decoder_pos="learned")),
-         "sincos x1": measure(mage("mage-pos-sincos-x1", decoder_pos="sincos", decoder_pos_scale=1.0)),
+         "sincos x2": measure(mage("mage-pos-sincos-x2", decoder_pos="sincos", decoder_pos_scale=2.0)),
          "sincos x4": measure(mage("mage-pos-sincos-x4", decoder_pos="sincos", decoder_pos_scale=4.0))})

@@ -82,7 +82,7 @@ def compare(results: dict) -> None:
     plt.show()
 
 
-results = {"MAGE": read_out(*run.mage(tokenizer, "mage-truncnorm")), "MAGE-C": read_out(*mage_c())}
+results = {"MAGE": read_out(*run.main_mage(tokenizer)), "MAGE-C": read_out(*mage_c())}
 
 # %% [markdown]
 # ## 1. `contrastive_weight` 1.0

@@ -1,0 +1,195 @@
+"""The README's Results section, rendered from the metrics files a published run committed.
+
+    python -m mage_lite.notebooks publish --preset ci   # runs/ci -> reports/ci (metrics, figures, notebooks)
+    python -m mage_lite.results                         # reports/*/ -> README.md, between the results markers
+
+Every number in the section comes from ``reports/<preset>/<notebook>/seed0/metrics.json`` and
+``reports/<preset>/timings.json``; a test renders it again and compares, so the README cannot
+drift from the files. A preset that was never published gets no column.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .artifacts import REPO_ROOT, load_json, replace_block
+
+RESULTS_START, RESULTS_END = "<!-- results -->", "<!-- /results -->"
+COURSE_START, COURSE_END = "<!-- course-map -->", "<!-- /course-map -->"
+RUNTIME_START, RUNTIME_END = "# <!-- runtime -->", "# <!-- /runtime -->"  # in each notebook's opening markdown cell
+PRESETS = ("ci", "cpu", "gpu")  # the columns, in this order, where published
+
+NB = {"00": "00_data_and_tools", "01": "01_mae_baseline", "02": "02_vqgan_tokenizer", "03": "03_mage_variable_masking",
+      "04": "04_contrastive_cotraining", "05": "05_quantization_shortcut"}
+
+
+COURSE = {  # what a student learns in each notebook (the course map's middle column)
+    "00_data_and_tools": "the data, augmentation, presets; the linear probe and its two anchors (pixels, an untrained encoder)",
+    "01_mae_baseline": "MAE, the pixel baseline: random masking, the norm-pix target, reading an encoder with a probe",
+    "02_vqgan_tokenizer": "a VQGAN tokenizer for 32 px images (8 x 8 tokens); why codebook usage needs care",
+    "03_mage_variable_masking": "MAGE: variable masking, [C0]/[C] padding, iterative generation and how to score it",
+    "04_contrastive_cotraining": "MAGE-C: InfoNCE between two views beside reconstruction; comparing encoders fairly",
+    "05_quantization_shortcut": "why MAGE reads quantized tokens: the shortcut continuous features leave open",
+}
+
+
+@dataclass(frozen=True)
+class Row:
+    label: str
+    notebook: str  # a key of NB
+    value: Callable[[dict], str]  # the cell, from that notebook's metrics; KeyError -> "not measured"
+
+
+def pct(key: str) -> Callable[[dict], str]:
+    return lambda m: f"{m[key]:.1f} %"
+
+
+def share(key: str) -> Callable[[dict], str]:  # a fraction in [0, 1], shown in percent
+    return lambda m: f"{100 * m[key]:.1f} %"
+
+
+def num(key: str, digits: int = 2) -> Callable[[dict], str]:
+    return lambda m: f"{m[key]:.{digits}f}"
+
+
+def pair(a: Callable[[dict], str], b: Callable[[dict], str], joiner: str = " -> ") -> Callable[[dict], str]:
+    return lambda m: f"{a(m)}{joiner}{b(m)}"
+
+
+TABLES: dict[str, list[Row]] = {
+    "Linear probe, top-1 on the test images (BatchNorm + linear layer on frozen features, average-pooled)": [
+        Row("raw pixels", "01", pct("probe_pixels")),
+        Row("MAE-shaped encoder, untrained", "01", pct("probe_random_encoder")),
+        Row("MAE, norm-pix target, mask 0.75", "01", pct("probe_normpix")),
+        Row("MAE, raw-pixel target, mask 0.75", "01", pct("probe_rawpix")),
+        Row("MAGE encoder, untrained (same tokens)", "03", pct("probe_random_encoder")),
+        Row("MAGE", "03", pct("probe_mage")),
+        Row("MAGE-C (contrastive co-training)", "04", pct("probe_mage_c")),
+        Row("the tokens alone: bag of codes / code vectors", "03", pair(pct("probe_bag_of_codes"), pct("probe_code_vectors"), " / ")),
+    ],
+    "Tokenizer (notebook 02), on random test images": [
+        Row("test PSNR, default quantizer", "02", lambda m: f"{m['psnr_test']:.2f} dB"),
+        Row("test PSNR, the 8 x 8 thumbnail upsampled (yardstick)", "02", lambda m: f"{m['psnr_reconstruction_baseline']:.2f} dB"),
+        Row("codes used / perplexity, default quantizer", "02",
+            pair(share("codebook_usage_test"), num("perplexity_test", 0), " / ")),
+        Row("codes used / perplexity, plain quantizer (same budget)", "02",
+            pair(share("codebook_usage_test_plain"), num("perplexity_test_plain", 0), " / ")),
+    ],
+    "MAGE (notebook 03): reconstruction and generation; fd_classifier and KID lower is better": [
+        Row("masked-token accuracy at ratio 0.75 (most-frequent-code baseline)", "03",
+            lambda m: f"{m['masked_acc']:.2f} % ({m['masked_acc_baseline']:.2f} %)"),
+        Row("mode share of masked predictions (the true tokens')", "03",
+            lambda m: f"{100 * m['mode_share']:.1f} % ({100 * m['mode_share_true']:.1f} %)"),
+        Row("fd_classifier: MAGE / untrained / tokenizer reconstructions / real test images", "03",
+            lambda m: " / ".join(f"{m[f'fd_classifier_{k}']:.1f}" for k in ("mage", "untrained", "recon", "real"))),
+        Row("KID: MAGE / untrained / real test images", "03",
+            lambda m: " / ".join(f"{m[f'kid_{k}']:.3f}" for k in ("mage", "untrained", "real"))),
+        Row("sampling noise: std of fd_classifier / KID over 3 sampling seeds, as a share of the untrained-to-real gap", "03",
+            lambda m: f"{100 * m['generation_noise']['fd_ratio']:.1f} % / {100 * m['generation_noise']['kid_ratio']:.1f} %"),
+        Row("feature network's own test accuracy", "03", pct("fd_classifier_test_acc")),
+    ],
+    "MAGE-C (notebook 04), against notebook 03's MAGE at the same budget": [
+        Row("InfoNCE loss, first -> last logged", "04", pair(num("contrastive_loss_first"), num("contrastive_loss_last"))),
+        Row("views matched to their partner, first -> last", "04", pair(share("view_match_first"), share("view_match_last"))),
+        Row("20-NN accuracy: MAGE / MAGE-C", "04", pair(pct("knn_mage"), pct("knn_mage_c"), " / ")),
+        Row("fd_classifier: MAGE / MAGE-C", "04", pair(num("fd_classifier_mage", 1), num("fd_classifier_mage_c", 1), " / ")),
+    ],
+    "The quantization shortcut (notebook 05)": [
+        Row("centre feature's variance explained by its 4 neighbours: continuous / quantized", "05",
+            pair(num("neighbour_r2_continuous"), num("neighbour_r2_quantized"), " / ")),
+        Row("final training loss: tokens / continuous input", "05", pair(num("loss_last_tokens"), num("loss_last_continuous"), " / ")),
+        Row("linear probe: tokens / continuous input", "05", pair(pct("probe_tokens"), pct("probe_continuous"), " / ")),
+    ],
+}
+
+
+def published(root: Path | None = None, presets: tuple = PRESETS) -> dict[str, Path]:
+    """The presets with a published run: {preset: <root>/reports/<preset>}."""
+    reports = (root or REPO_ROOT) / "reports"
+    return {p: reports / p for p in presets if (reports / p / "timings.json").exists()}
+
+
+def load_metrics(folder: Path) -> dict[str, dict]:
+    """{notebook number: seed 0's metrics} of one published run."""
+    out = {}
+    for num_, stem in NB.items():
+        path = folder / stem / "seed0" / "metrics.json"
+        if path.exists():
+            out[num_] = load_json(path)
+    return out
+
+
+def _cell(row: Row, metrics: dict[str, dict]) -> str:
+    try:
+        return row.value(metrics[row.notebook])
+    except KeyError:
+        return "not measured"
+
+
+def render(root: Path | None = None, presets: tuple = PRESETS) -> str:
+    """The Results section: one column per published preset, every cell from its metrics files."""
+    runs = published(root, presets)
+    if not runs:
+        return "No run has been published yet: `python -m mage_lite.notebooks publish --preset ci` after a ci run."
+    metrics = {p: load_metrics(f) for p, f in runs.items()}
+    timings = {p: load_json(f / "timings.json") for p, f in runs.items()}
+    head = "| | " + " | ".join(f"`{p}`" for p in runs) + " |"
+    rule = "| --- |" + " --- |" * len(runs)
+    lines = []
+    for p in runs:
+        command = next(iter(timings[p].values()))["command"]
+        dataset = command.split("--dataset ")[1].split()[0] if "--dataset " in command else ""
+        shown = command.replace(dataset, "PATH/TO/" + Path(dataset).name) if dataset else command
+        lines.append(f"- `{p}`: `{shown}`, seed 0; metrics, figures and executed notebooks in "
+                     f"[`reports/{p}/`](reports/{p}/README.md).")
+    lines.append("")
+    for title, rows in TABLES.items():
+        lines += [f"**{title}**", "", head, rule]
+        lines += [f"| {row.label} | " + " | ".join(_cell(row, metrics[p]) for p in runs) + " |" for row in rows]
+        lines.append("")
+    lines += ["**Runtime per notebook** (minutes, as the run measured it; 2-core CPU unless the preset is `gpu`)", "", head, rule]
+    for stem in NB.values():
+        lines.append(f"| {stem} | " + " | ".join(f"{timings[p][stem]['seconds'] / 60:.1f}" if stem in timings[p] else "not run"
+                                               for p in runs) + " |")
+    return "\n".join(lines)
+
+
+def render_runtime(stem: str, root: Path | None = None) -> str:
+    """A notebook's expected runtime per preset, as its published runs measured it (a markdown line)."""
+    timings = {p: load_json(f / "timings.json") for p, f in published(root).items()}
+    cells = ["`smoke` seconds"]
+    for p in PRESETS:
+        t = timings.get(p, {}).get(stem)
+        cells.append(f"`{p}` {t['seconds'] / 60:.1f} min" if t else f"`{p}` not measured yet")
+    return "# " + " · ".join(cells)
+
+
+def render_course_map(root: Path | None = None) -> str:
+    """The README's course map: each notebook, what it teaches and its measured runtime per published preset."""
+    timings = {p: load_json(f / "timings.json") for p, f in published(root).items()}
+    def row(*cells: str) -> str:
+        return "| " + " | ".join(cells) + " |"
+
+    lines = [row("notebook", "what you learn", *(f"`{p}`" for p in timings)), row(*["---"] * (2 + len(timings)))]
+    for stem, learn in COURSE.items():
+        lines.append(row(f"[`{stem}`](notebooks/{stem}.ipynb)", learn,
+                         *(f"{timings[p][stem]['seconds'] / 60:.1f} min" if stem in timings[p] else "not run" for p in timings)))
+    if timings:
+        lines.append(row("all six", "", *(f"**{sum(t['seconds'] for t in timings[p].values()) / 60:.0f} min**" for p in timings)))
+    return "\n".join(lines)
+
+
+def main() -> int:
+    readme = REPO_ROOT / "README.md"
+    text = replace_block(readme.read_text(), RESULTS_START, RESULTS_END, render())
+    readme.write_text(replace_block(text, COURSE_START, COURSE_END, render_course_map()))
+    for stem in NB.values():
+        book = REPO_ROOT / "notebooks" / f"{stem}.py"
+        book.write_text(replace_block(book.read_text(), RUNTIME_START, RUNTIME_END, render_runtime(stem)))
+    print(f"rendered the results of {', '.join(published()) or 'no published run'} in {readme} and the notebooks' "
+          "runtimes; run `jupytext --sync notebooks/*.py` to refresh the paired .ipynb files")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
