@@ -217,7 +217,7 @@ def input_features(tokenizer, ids: torch.Tensor) -> dict[str, torch.Tensor]:
       quantizer compares them (l2-normalised when it normalises).
     """
     ids = ids.flatten(1).cpu()  # (N, L)
-    codes = tokenizer.quantizer._codes().detach().float().cpu()  # (K, D)
+    codes = tokenizer.quantizer.codes().detach().float().cpu()  # (K, D)
     bag = F.one_hot(ids, codes.shape[0]).float().mean(1)  # (N, K)
     return {"bag_of_codes": bag, "code_vectors": codes[ids].flatten(1)}  # (N, L * D)
 

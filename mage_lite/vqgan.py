@@ -123,15 +123,15 @@ class VectorQuantizer(nn.Module):
         x = z.permute(0, 2, 3, 1).reshape(-1, D).to(self.codebook.dtype)  # (B*h*w, D)
         return F.normalize(x, dim=1) if self.l2_normalize else x
 
-    def _codes(self):
-        """The codebook as used for lookup: (K, D)."""
+    def codes(self) -> torch.Tensor:
+        """The codebook as the lookup compares it (l2-normalised when the quantizer normalises): (K, D)."""
         return F.normalize(self.codebook, dim=1) if self.l2_normalize else self.codebook
 
     def forward(self, z):
         B, D, h, w = z.shape
         with torch.autocast(device_type=z.device.type, enabled=False):
             x = self._flatten(z)  # (N, D), N = B*h*w
-            codes = self._codes()  # (K, D)
+            codes = self.codes()  # (K, D)
             with torch.no_grad():
                 ids = _sq_dists(x, codes).argmin(1)  # (N,)
             e = codes[ids]  # (N, D)
@@ -143,7 +143,7 @@ class VectorQuantizer(nn.Module):
 
     def lookup(self, ids):
         """ids (B, h, w) int64 -> codes (B, D, h, w)."""
-        return self._codes()[ids].permute(0, 3, 1, 2)  # (B, D, h, w)
+        return self.codes()[ids].permute(0, 3, 1, 2)  # (B, D, h, w)
 
     def _sample_rows(self, x, n):
         """n random rows of x (N, D); with replacement only when N < n."""
@@ -359,7 +359,7 @@ class VQGAN(nn.Module):
         B, C = z.shape[:2]
         with torch.autocast(device_type=z.device.type, enabled=False):
             x = self.quantizer._flatten(z)  # (B*L, C)
-            ids = _sq_dists(x, self.quantizer._codes()).argmin(1)  # (B*L,)
+            ids = _sq_dists(x, self.quantizer.codes()).argmin(1)  # (B*L,)
         return x.view(B, -1, C), ids.view(B, -1)  # (B, L, C), (B, L)
 
     def encode_to_ids(self, imgs):

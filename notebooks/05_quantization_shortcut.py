@@ -33,7 +33,7 @@
 # **Expected runtime** on 2 CPU cores, as the published runs measured it (tokenizer and token
 # MAGE reused from notebooks 02-03):
 # <!-- runtime -->
-# `smoke` seconds · `ci` not measured yet · `cpu` not measured yet · `gpu` not measured yet
+# `smoke` seconds · `ci` 3.3 min · `cpu` not measured yet · `gpu` not measured yet
 # <!-- /runtime -->
 
 # %% tags=["parameters"]
@@ -56,7 +56,7 @@ from mage_lite.vqgan import encode_dataset_features
 
 run = NotebookRun("05_quantization_shortcut", preset, dataset, seed, device, overrides)
 tokenizer = run.tokenizer()  # notebook 02's VQGAN, frozen
-codebook = tokenizer.quantizer._codes().detach().cpu()  # (K, C) as the quantizer compares them
+codebook = tokenizer.quantizer.codes().detach().cpu()  # (K, C) as the quantizer compares them
 side = int(tokenizer.num_tokens ** 0.5)
 eval_idx = random_subset(len(run.data.test_images), run.cfg.generation.eval_images, seed + 2)
 test_feats, test_ids = encode_dataset_features(tokenizer, run.data.test_images[eval_idx], device=run.device)

@@ -26,7 +26,7 @@ def test_input_features_by_hand():
     bag, vec = f["bag_of_codes"], f["code_vectors"]
     assert bag.shape == (2, 16) and torch.allclose(bag.sum(1), torch.ones(2))
     assert bag[0, 0] == 0.5 and bag[0, 3] == 0.25 and bag[1, 1] == 1.0
-    codes = vq.quantizer._codes().detach()  # (K, D), l2-normalised as the quantizer compares them
+    codes = vq.quantizer.codes().detach()  # (K, D), l2-normalised as the quantizer compares them
     assert vec.shape == (2, 4 * 4) and torch.allclose(vec[0, 8:12], codes[3])
     assert torch.allclose(vec[1].view(4, 4), codes[1].expand(4, 4))
 

@@ -51,7 +51,7 @@ def shortcut_of(tokenizer, noise_std: float = 0.0) -> dict:
     """Section 2's measurement for ``tokenizer``, with Gaussian noise of ``noise_std`` added to the continuous features."""
     feats, ids = encode_dataset_features(tokenizer, eval_images, device=run.device)
     noisy = feats + noise_std * torch.randn(feats.shape, generator=torch.Generator().manual_seed(seed))
-    codebook = tokenizer.quantizer._codes().detach().cpu()  # (K, C) as the quantizer compares them
+    codebook = tokenizer.quantizer.codes().detach().cpu()  # (K, C) as the quantizer compares them
     return neighbour_predictability(noisy, ids, codebook, seed=seed)
 
 
