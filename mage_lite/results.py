@@ -109,6 +109,11 @@ def published(root: Path | None = None, presets: tuple = PRESETS) -> dict[str, P
     return {p: reports / p for p in presets if (reports / p / "timings.json").exists()}
 
 
+def load_timings(root: Path | None = None, presets: tuple = PRESETS) -> dict[str, dict]:
+    """{preset: its published ``timings.json``} for every published preset."""
+    return {p: load_json(f / "timings.json") for p, f in published(root, presets).items()}
+
+
 def load_metrics(folder: Path) -> dict[str, dict]:
     """{notebook number: seed 0's metrics} of one published run."""
     out = {}
@@ -132,7 +137,7 @@ def render(root: Path | None = None, presets: tuple = PRESETS) -> str:
     if not runs:
         return "No run has been published yet: `python -m mage_lite.notebooks publish --preset ci` after a ci run."
     metrics = {p: load_metrics(f) for p, f in runs.items()}
-    timings = {p: load_json(f / "timings.json") for p, f in runs.items()}
+    timings = load_timings(root, presets)
     head = "| | " + " | ".join(f"`{p}`" for p in runs) + " |"
     rule = "| --- |" + " --- |" * len(runs)
     lines = []
@@ -156,7 +161,7 @@ def render(root: Path | None = None, presets: tuple = PRESETS) -> str:
 
 def render_runtime(stem: str, root: Path | None = None) -> str:
     """A notebook's expected runtime per preset, as its published runs measured it (a markdown line)."""
-    timings = {p: load_json(f / "timings.json") for p, f in published(root).items()}
+    timings = load_timings(root)
     cells = ["`smoke` seconds"]
     for p in PRESETS:
         t = timings.get(p, {}).get(stem)
@@ -166,7 +171,7 @@ def render_runtime(stem: str, root: Path | None = None) -> str:
 
 def render_course_map(root: Path | None = None) -> str:
     """The README's course map: each notebook, what it teaches and its measured runtime per published preset."""
-    timings = {p: load_json(f / "timings.json") for p, f in published(root).items()}
+    timings = load_timings(root)
     def row(*cells: str) -> str:
         return "| " + " | ".join(cells) + " |"
 
