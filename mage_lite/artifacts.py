@@ -177,6 +177,54 @@ def is_stale(path: Path, after: float | None = None) -> bool:
     return after > 0 and path.stat().st_mtime < after
 
 
+PRETRAINED_ENV = "MAGE_LITE_PRETRAINED"  # a folder of shipped weights (mage_lite.pretrained); `notebooks run --pretrained` sets it
+
+
+def _portable(config):
+    """``config`` without what names code: the fingerprint ("code") and other models' run folders ("run")."""
+    if isinstance(config, dict):
+        return {k: _portable(v) for k, v in config.items() if k not in ("code", "run")}
+    return config
+
+
+def shipped_name(name: str, config: dict) -> str:
+    """The file stem of a model's shipped weights: its name and the hash of its config without the code
+    fingerprints, so the weights load into edited code (a test checks they still reproduce their probe)."""
+    return f"{name}-{config_hash(_portable(config))}"
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load_shipped(name: str, config: dict, model: nn.Module) -> tuple[list[dict], Path] | None:
+    """Load ``model``'s shipped weights into it if ``$MAGE_LITE_PRETRAINED`` names a folder holding them;
+    returns (history, weights file), or None when not asked or not shipped. A file that fails its
+    checksum is refused with a sentence saying how to restore it."""
+    folder = os.environ.get(PRETRAINED_ENV)
+    if not folder:
+        return None
+    manifest = Path(folder) / "manifest.json"
+    if not manifest.exists():
+        raise ValueError(f"{manifest} is missing: there are no pretrained weights there; run without --pretrained")
+    entry = load_json(manifest)["models"].get(shipped_name(name, config))
+    if entry is None:
+        print(f"no pretrained weights for {name} with this config in {folder}: training it")
+        return None
+    path = Path(folder) / entry["file"]
+    if not path.exists() or sha256_of(path) != entry["sha256"]:
+        raise ValueError(f"{path} is missing or does not match its checksum in {manifest}; "
+                         f"restore it with `git checkout -- {path}` or run without --pretrained")
+    state = load_state(path, "cpu")
+    ref = model.state_dict()
+    model.load_state_dict({k: v.to(ref[k].dtype) if k in ref else v for k, v in state.items()})
+    return entry["history"], path
+
+
 def get_or_train(
     name: str,
     config: dict,
@@ -223,7 +271,12 @@ def get_or_train(
             final.replace(final.with_name("model.pt.damaged"))
             model = seeded_build()  # the weights may have loaded already: start again from an untrained model
             print(f"warning: {what}; moved {final.name} aside to model.pt.damaged and training {name} again")
-    if not final.exists():
+    # Shipped weights are loaded each time and never written as model.pt, which means "trained here".
+    shipped = None if final.exists() else load_shipped(name, config, model)
+    if shipped is not None:
+        history, source = shipped
+        print(f"loaded {name} from the pretrained weights {source.name} (fp16): not trained here")
+    if not final.exists() and shipped is None:
         save_json(key, run_dir / "config.json")
         history = train(model, run_dir)
         # model.pt is written last: its presence means the run is complete.

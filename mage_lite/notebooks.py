@@ -4,6 +4,7 @@
     python -m mage_lite.notebooks run --preset smoke --only 00 01 # some of them
     python -m mage_lite.notebooks run --preset ci --dataset PATH/TO/cifar10-jpg.tar.gz \
         --set mae_train.steps=100 --seed 1
+    python -m mage_lite.notebooks run --preset cpu --pretrained --dataset PATH  # committed weights, no training
     python -m mage_lite.notebooks publish --preset cpu            # metrics, figures, notebooks -> reports/cpu/
     python -m mage_lite.notebooks list
 
@@ -215,6 +216,7 @@ def publish(preset: str, dest: Path | None = None) -> Path:
     for book in sorted((src / "notebooks").glob("[0-9][0-9]_*.ipynb")):
         (dest / "notebooks").mkdir(exist_ok=True)
         shutil.copyfile(book, dest / "notebooks" / book.name)
+    record_trained_earlier(preset, src / "timings.json")
     shutil.copyfile(src / "timings.json", dest / "timings.json")
     summary = re.sub(r"executed notebook: notebooks/(\S+)\.html", r"executed notebook: [notebooks/\1.ipynb](notebooks/\1.ipynb)",
                      (src / "summary.md").read_text())
@@ -222,13 +224,108 @@ def publish(preset: str, dest: Path | None = None) -> Path:
     return dest
 
 
+REUSED = re.compile(r"reusing \S+ trained earlier: (\S+)")
+
+
+def training_seconds(run_dir: Path) -> float:
+    """A finished model's training time from its own log: each logged window's images over its img/s
+    (evaluation and checkpoint writes left out, so a slight underestimate)."""
+    history = load_json(run_dir / "history.json")
+    batch = load_json(run_dir / "config.json")["train"]["batch_size"]
+    seconds, last = 0.0, 0
+    for record in history:
+        seconds += (record["step"] - last) * batch / record["img_per_s"]
+        last = record["step"]
+    return seconds
+
+
+def _executed(preset: str) -> tuple[list[tuple[float, float]], dict[str, list[Path]]]:
+    """The executed notebooks of ``runs/<preset>/notebooks``: when each ran (papermill's start and end
+    times) and, per notebook, the run folders of the models it reused."""
+    import nbformat
+    from datetime import datetime
+
+    windows, reused = [], {}
+    for book in sorted((runs_root() / preset / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        nb = nbformat.read(book, as_version=4)
+        times = nb.metadata.get("papermill", {})
+        if times.get("start_time") and times.get("end_time"):
+            windows.append((datetime.fromisoformat(times["start_time"]).timestamp(),
+                            datetime.fromisoformat(times["end_time"]).timestamp()))
+        text = "".join(out.get("text", "") for cell in nb.cells for out in cell.get("outputs", []))
+        reused[book.stem] = [Path(d) for d in dict.fromkeys(REUSED.findall(text))]
+    return windows, reused
+
+
+def _made_during(path: Path, windows: list[tuple[float, float]]) -> bool:
+    return path.exists() and any(start <= path.stat().st_mtime <= end for start, end in windows)
+
+
+def trained_earlier(preset: str) -> dict[str, dict[str, float]]:
+    """Per executed notebook of ``runs/<preset>/notebooks``: the models it reused that no notebook of
+    the preset trained (a run stopped midway, or another command), with their training time.
+
+    A notebook's time when run from an empty ``runs/`` is its measured time plus these. A model
+    reused from an earlier notebook of the course (its ``model.pt`` written while that notebook ran)
+    is not counted again, and each model is counted once, by the first notebook that reuses it."""
+    windows, reused = _executed(preset)
+    out, counted = {}, set()
+    for stem, dirs in reused.items():
+        for d in dirs:
+            if d.name in counted or not (d / "model.pt").exists():
+                continue
+            counted.add(d.name)
+            if not _made_during(d / "model.pt", windows):
+                try:
+                    out.setdefault(stem, {})[d.name] = round(training_seconds(d), 1)
+                except (OSError, ValueError, KeyError, TypeError, ZeroDivisionError) as e:  # a log we cannot read
+                    print(f"warning: no training time for {d.name} from its log ({e!r}); its notebook's runtime leaves it out")
+    return {stem: models for stem, models in out.items() if models}
+
+
+def models_used(preset: str, folders: list[Path]) -> list[Path]:
+    """The run folders (among ``folders``' subfolders) of the models the preset's executed notebooks
+    trained (``model.pt`` written while one ran) or reused."""
+    windows, reused = _executed(preset)
+    named = {d.name for dirs in reused.values() for d in dirs}
+    return sorted(d for f in folders if f.exists() for d in f.iterdir()
+                  if (d / "model.pt").exists() and (d.name in named or _made_during(d / "model.pt", windows)))
+
+
+def record_trained_earlier(preset: str, record_path: Path) -> dict:
+    """Write each notebook's ``trained_earlier`` (see :func:`trained_earlier`) into its timings record."""
+    records = load_json(record_path) if record_path.exists() else {}
+    earlier = trained_earlier(preset)
+    for stem, record in records.items():
+        record.pop("trained_earlier", None)
+        if earlier.get(stem):
+            record["trained_earlier"] = earlier[stem]
+    save_json(records, record_path)
+    return records
+
+
 def run(preset: str, only: list[str] | None = None, dataset: str = "", seed: int = 0, device: str = "",
-        overrides: dict | None = None, progress: bool = True, fresh: bool = False) -> dict[str, float]:
+        overrides: dict | None = None, progress: bool = True, fresh: bool = False,
+        pretrained: bool = False) -> dict[str, float]:
     """Execute the chosen notebooks in order; returns {notebook: seconds}.
+
+    ``pretrained``: load the preset's committed weights (:mod:`mage_lite.pretrained`) instead of
+    training, leave out the sweeps and ablations, and write to ``runs/pretrained/``.
 
     ``fresh``: every model (and token bank) the notebooks use is made again in this run, once,
     instead of reused from an earlier one (later notebooks of the same run reuse what earlier
     ones made afresh)."""
+    if pretrained:
+        from .artifacts import PRETRAINED_ENV
+        from .pretrained import PRETRAINED_OVERRIDES, weights_dir
+
+        if not (weights_dir(preset) / "manifest.json").exists():
+            shipped = sorted(p.parent.parent.name for p in (REPO_ROOT / "reports").glob("*/weights/manifest.json"))
+            raise ConfigError(f"preset {preset!r} has no pretrained weights in {weights_dir(preset)}; "
+                              f"--pretrained works with {', '.join(shipped) or 'no preset yet'}")
+        os.environ[PRETRAINED_ENV] = str(weights_dir(preset))  # read in the kernels, which inherit the environment
+        os.environ.setdefault("MAGE_LITE_RUNS_DIR", str(REPO_ROOT / "runs" / "pretrained"))
+        overrides = {**PRETRAINED_OVERRIDES, **(overrides or {})}
     # Refuse bad input before any kernel starts.
     cfg = load_preset(preset, overrides, dataset=dataset, device=device)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
@@ -251,6 +348,7 @@ def run(preset: str, only: list[str] | None = None, dataset: str = "", seed: int
         [f"--preset {preset}", f"--only {' '.join(b.stem[:2] for b in books)}"]
         + ([f"--dataset {dataset}"] if dataset else []) + ([f"--seed {seed}"] if seed else [])
         + ([f"--device {device}"] if device else []) + (["--fresh"] if fresh else [])
+        + (["--pretrained"] if pretrained else [])
         + ([f"--set {' '.join(f'{k}={json.dumps(v)}' for k, v in overrides.items())}"] if overrides else []))
     if fresh:  # read by mage_lite.artifacts in the kernels, which inherit the environment
         os.environ["MAGE_LITE_FRESH_AFTER"] = str(time.time())
@@ -264,6 +362,7 @@ def run(preset: str, only: list[str] | None = None, dataset: str = "", seed: int
         records = load_json(record_path) if record_path.exists() else {}
         records[book.stem] = {"seconds": timings[book.stem], "command": command}
         save_json(records, record_path)
+        records = record_trained_earlier(preset, record_path)
         print(f"   done in {timings[book.stem] / 60:.1f} min -> {out_dir / book.stem}.html", flush=True)
     summary = write_summary(preset, {k: v if isinstance(v, dict) else {"seconds": v} for k, v in records.items()})
     print(f"summary: {summary}")
@@ -283,6 +382,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="config overrides, e.g. mae_train.steps=100 (repeatable)")
     r.add_argument("--no-progress", action="store_true")
     r.add_argument("--fresh", action="store_true", help="train every model again instead of reusing earlier runs' models")
+    r.add_argument("--pretrained", action="store_true",
+                   help="load the committed weights (reports/<preset>/weights) instead of training; sweeps and ablations left out")
     pub = sub.add_parser("publish", help="copy a finished run's summary and figures to reports/<preset>/")
     pub.add_argument("--preset", default="cpu")
     sub.add_parser("list", help="list the notebooks")
@@ -297,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> int:
         try:
             run(args.preset, args.only, args.dataset, args.seed, args.device, parse_set(args.set), not args.no_progress,
-                args.fresh)
+                args.fresh, args.pretrained)
         except NotebookFailed as e:
             print(f"error: {e}", file=sys.stderr)
             return 1

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .artifacts import REPO_ROOT, DamagedFileError, block_between, config_hash, load_json, runs_root, save_json
+from .artifacts import REPO_ROOT, DamagedFileError, block_between, config_hash, load_json, replace_block, runs_root, save_json
 from .config import PRESET_NAMES, ConfigError, load_preset
 from .notebooks import NOTEBOOK_DIR, cli, resolve_dataset
 
@@ -76,6 +76,90 @@ def _mean_blocks(key: str) -> Callable[[dict], float]:
     return lambda m: sum(m[key].values()) / len(m[key])
 
 
+def _avg(metrics: dict[str, dict[int, dict]], arm: str, key) -> float | None:
+    """The mean over seeds of one metric of one arm (``key``: a metrics key or a function of the metrics)."""
+    vals = [v for v in (_value(m, key) for m in metrics.get(arm, {}).values()) if v is not None]
+    return sum(vals) / len(vals) if vals else None
+
+
+def _facts(metrics: dict, *parts: tuple) -> str:
+    """"; "-joined facts, each (template, (arm, key), ...) filled with seed means; a fact whose metrics are
+    missing is left out (older runs did not log it)."""
+    out = []
+    for template, *keys in parts:
+        vals = [_avg(metrics, arm, key) for arm, key in keys]
+        if all(v is not None for v in vals):
+            out.append(template.format(*vals))
+    return "; ".join(out) or "no mechanism metric logged"
+
+
+def _epochs(model: str) -> Callable[[dict], float]:
+    return lambda m: m["budgets"][model]["epochs"]
+
+
+def _noise(kind: str) -> Callable[[dict], float]:  # one model's sampling std of fd_classifier or KID (notebook 03)
+    return lambda m: m["generation_noise"][f"{kind}_std"]
+
+
+def why_mage_vs_mae(m: dict) -> str:
+    return _facts(m, ("budget {:.2f} epochs each (MAE {:.2f})", ("base", _epochs("mage")), ("base", _epochs("mae"))),
+                  ("MAGE's masked-token accuracy {:.1f} % against a {:.1f} % most-frequent baseline",
+                   ("base", "masked_acc"), ("base", "masked_acc_baseline")),
+                  ("mode share {:.0%} (true tokens {:.0%})", ("base", "mode_share"), ("base", "mode_share_true")),
+                  ("the tokens alone probe {:.1f} % (code vectors), an untrained MAGE encoder {:.1f} %",
+                   ("base", "probe_code_vectors"), ("base", "probe_random_encoder")))
+
+
+def why_generation(arm_a: str, key_a, arm_b: str, key_b) -> Callable[[dict], str]:
+    """A generation claim's mechanism: the difference against the metric's own sampling noise."""
+    def why(m: dict) -> str:
+        a, b = _avg(m, arm_a, key_a), _avg(m, arm_b, key_b)
+        if a is None or b is None:
+            return "no mechanism metric logged"
+        return _facts(m, (f"difference {a - b:+.2f} against one model's sampling std {{:.2f}} (3 sampling seeds)",
+                          ("base", _noise("fd"))),
+                      ("real images score {:.1f}, the untrained model {:.1f}", ("base", "fd_classifier_real"),
+                       ("base", "fd_classifier_untrained")))
+    return why
+
+
+def why_padding(m: dict) -> str:
+    return _facts(m, ("mode share [C] {:.0%} vs mask token {:.0%}", ("base", "mode_share"), ("padding-mask_token", "mode_share")),
+                  ("masked decoder inputs' cosine [C] {:.3f} vs mask token {:.3f}",
+                   ("base", "masked_similarity"), ("padding-mask_token", "masked_similarity")))
+
+
+def why_quantization(m: dict) -> str:
+    return _facts(m, ("a feature's variance explained by its 4 neighbours: continuous {:.2f}, quantized {:.2f}",
+                      ("quantization", "neighbour_r2_continuous"), ("quantization", "neighbour_r2_quantized")),
+                  ("masked-token accuracy tokens {:.1f} % vs continuous {:.1f} %",
+                   ("quantization", "masked_acc_tokens"), ("quantization", "masked_acc_continuous")))
+
+
+def why_contrastive(m: dict) -> str:
+    return _facts(m, ("views matched to their partner {:.0%} -> {:.0%}", ("contrastive", "view_match_first"),
+                      ("contrastive", "view_match_last")),
+                  ("InfoNCE {:.2f} -> {:.2f}", ("contrastive", "contrastive_loss_first"), ("contrastive", "contrastive_loss_last")),
+                  ("reconstruction loss MAGE-C {:.3f} vs MAGE {:.3f}", ("contrastive", "rec_loss_last_mage_c"),
+                   ("contrastive", "rec_loss_last_mage")))
+
+
+def why_loss(m: dict) -> str:
+    return _facts(m, ("masked-token accuracy masked-only {:.1f} % vs all-token {:.1f} %", ("base", "masked_acc"),
+                      ("loss-all", "masked_acc")),
+                  ("mode share masked-only {:.0%} vs all-token {:.0%}", ("base", "mode_share"), ("loss-all", "mode_share")))
+
+
+def why_seed_spread(arm: str, key) -> Callable[[dict], str]:
+    """No mechanism metric of its own: the seed-to-seed spread the difference is read against."""
+    def why(m: dict) -> str:
+        vals = [v for v in (_value(x, key) for x in m.get(arm, {}).values()) if v is not None]
+        if len(vals) < 2:
+            return "one seed: no spread measured"
+        return f"seed-to-seed std of the A arm {_mean_std(vals)[1]:.2f} over {len(vals)} seeds"
+    return why
+
+
 @dataclass(frozen=True)
 class Claim:
     """'a beats b' on one metric. ``a``/``b``: (arm, metrics key or function of the metrics)."""
@@ -88,40 +172,48 @@ class Claim:
     b_label: str
     higher_is_better: bool
     paper: str  # the ImageNet figure (docs/method.md section 9), or what the paper gives instead
+    why: Callable[[dict], str] = lambda m: ""  # the measured mechanism behind the verdict, from all arms' metrics
 
 
 CLAIMS = (
     Claim("MAGE vs MAE", "MAGE's linear probe beats MAE's", ("base", "probe_mage"), ("base", "probe_mae"),
-          "MAGE", "MAE", True, "74.7 vs 68.0"),
+          "MAGE", "MAE", True, "74.7 vs 68.0", why_mage_vs_mae),
     Claim("MAGE vs MAE", "MAGE's per-block probe is above MAE's (mean over blocks)",
           ("base", _mean_blocks("probe_blocks_mage")), ("base", _mean_blocks("probe_blocks_mae")), "MAGE", "MAE", True,
-          "Figure 6 (numbers unconfirmed)"),
+          "Figure 6 (numbers unconfirmed)", why_mage_vs_mae),
     Claim("masking", "variable masking generates better (fd_classifier, lower is better)", ("base", "fd_classifier_mage"),
-          ("base", "fd_classifier_fixed075"), "truncated Gaussian", "fixed 0.75", False, "Table 5 (numbers unconfirmed)"),
+          ("base", "fd_classifier_fixed075"), "truncated Gaussian", "fixed 0.75", False, "Table 5 (numbers unconfirmed)",
+          why_generation("base", "fd_classifier_mage", "base", "fd_classifier_fixed075")),
     Claim("masking", "variable masking probes better", ("base", "probe_mage"), ("base", "probe_mage_fixed075"),
-          "truncated Gaussian", "fixed 0.75", True, "Table 5 (numbers unconfirmed)"),
+          "truncated Gaussian", "fixed 0.75", True, "Table 5 (numbers unconfirmed)",
+          why_seed_spread("base", "probe_mage")),
     Claim("quantization", "continuous input reaches a lower training loss", ("quantization", "loss_last_continuous"),
-          ("quantization", "loss_last_tokens"), "continuous", "tokens", False, "3.31 vs 5.76"),
+          ("quantization", "loss_last_tokens"), "continuous", "tokens", False, "3.31 vs 5.76", why_quantization),
     Claim("quantization", "quantized tokens probe better than continuous features", ("quantization", "probe_tokens"),
-          ("quantization", "probe_continuous"), "tokens", "continuous", True, "74.7 vs 49.5"),
+          ("quantization", "probe_continuous"), "tokens", "continuous", True, "74.7 vs 49.5", why_quantization),
     Claim("padding", "[C] padding probes better than a learnable mask token", ("base", "probe_mage"),
-          ("padding-mask_token", "probe_mage"), "[C]", "mask token", True, "appendix (numbers unconfirmed)"),
+          ("padding-mask_token", "probe_mage"), "[C]", "mask token", True, "appendix (numbers unconfirmed)", why_padding),
     Claim("padding", "[C] padding generates better (fd_classifier)", ("base", "fd_classifier_mage"),
-          ("padding-mask_token", "fd_classifier_mage"), "[C]", "mask token", False, "appendix (numbers unconfirmed)"),
+          ("padding-mask_token", "fd_classifier_mage"), "[C]", "mask token", False, "appendix (numbers unconfirmed)",
+          why_padding),
     Claim("loss", "masked-only loss probes better than all-token loss", ("base", "probe_mage"), ("loss-all", "probe_mage"),
-          "masked only", "all tokens", True, "appendix (numbers unconfirmed)"),
+          "masked only", "all tokens", True, "appendix (numbers unconfirmed)", why_loss),
     Claim("loss", "masked-only loss generates better (fd_classifier)", ("base", "fd_classifier_mage"),
-          ("loss-all", "fd_classifier_mage"), "masked only", "all tokens", False, "appendix (numbers unconfirmed)"),
+          ("loss-all", "fd_classifier_mage"), "masked only", "all tokens", False, "appendix (numbers unconfirmed)",
+          why_generation("base", "fd_classifier_mage", "loss-all", "fd_classifier_mage")),
     Claim("crops", "strong crops (0.2, 1) generate better than weak (0.8, 1)", ("contrastive", "fd_classifier_mage"),
-          ("contrastive", "fd_classifier_mage_crop08"), "(0.2, 1)", "(0.8, 1)", False, "paper figure (numbers unconfirmed)"),
+          ("contrastive", "fd_classifier_mage_crop08"), "(0.2, 1)", "(0.8, 1)", False, "paper figure (numbers unconfirmed)",
+          why_generation("contrastive", "fd_classifier_mage", "contrastive", "fd_classifier_mage_crop08")),
     Claim("crops", "strong crops (0.2, 1) probe better than weak (0.8, 1)", ("contrastive", "probe_mage"),
-          ("contrastive", "probe_mage_crop08"), "(0.2, 1)", "(0.8, 1)", True, "none given"),
+          ("contrastive", "probe_mage_crop08"), "(0.2, 1)", "(0.8, 1)", True, "none given",
+          why_seed_spread("contrastive", "probe_mage")),
     Claim("MAGE-C", "MAGE-C's linear probe beats MAGE's", ("contrastive", "probe_mage_c"), ("contrastive", "probe_mage"),
-          "MAGE-C", "MAGE", True, "78.2 vs 74.7"),
+          "MAGE-C", "MAGE", True, "78.2 vs 74.7", why_contrastive),
     Claim("MAGE-C", "MAGE-C's k-NN accuracy beats MAGE's", ("contrastive", "knn_mage_c"), ("contrastive", "knn_mage"),
-          "MAGE-C", "MAGE", True, "none given"),
+          "MAGE-C", "MAGE", True, "none given", why_contrastive),
     Claim("MAGE-C", "MAGE-C generates as well as MAGE (fd_classifier)", ("contrastive", "fd_classifier_mage_c"),
-          ("contrastive", "fd_classifier_mage"), "MAGE-C", "MAGE", False, "not reported"),
+          ("contrastive", "fd_classifier_mage"), "MAGE-C", "MAGE", False, "not reported",
+          why_generation("contrastive", "fd_classifier_mage_c", "contrastive", "fd_classifier_mage")),
 )
 
 # Two-sided 95 % Student t quantiles by degrees of freedom; beyond the table, the normal 1.96.
@@ -189,8 +281,8 @@ def _pm(xs: list[float]) -> str:
 def render_table(metrics: dict[str, dict[int, dict]]) -> str:
     """The markdown table of the report, rendered from the metrics alone."""
     lines = ["| claim (paper's direction) | A | B | A: mean ± std | B: mean ± std | A − B in the paper's direction, "
-             "mean [95 % CI] | seeds | paper (ImageNet, A vs B) | verdict |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "mean [95 % CI] | seeds | paper (ImageNet, A vs B) | verdict | why (measured, seed means) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in claim_rows(metrics):
         c = r["claim"]
         if "diff" in r:
@@ -198,7 +290,7 @@ def render_table(metrics: dict[str, dict[int, dict]]) -> str:
         else:
             d = "n/a"
         lines.append(f"| {c.claim} | {c.a_label} | {c.b_label} | {_pm(r['a'])} | {_pm(r['b'])} | {d} | {len(r['seeds'])} "
-                     f"| {c.paper} | **{r['verdict']}** |")
+                     f"| {c.paper} | **{r['verdict']}** | {c.why(metrics) if r['seeds'] else ''} |")
     return "\n".join(lines)
 
 
@@ -464,6 +556,8 @@ def write_report(preset: str, seeds: int, status: dict, metrics: dict[str, dict[
              "differences A − B (sign flipped where lower is better): **reproduced** when their 95 % t-interval is above "
              "zero, **not reproduced at this scale** when it is below zero, **inconclusive** when it contains zero "
              "(or with one seed). fd_classifier is this project's offline Fréchet distance (not FID; lower is better).",
+             "- why: the measured mechanism behind each verdict, seed means of the runs' own metrics (the budget, the "
+             "mode share, the metric's sampling noise, the neighbour predictability, ...), rendered with the table.",
              "", TABLE_START, render_table(metrics), TABLE_END, ""]
     if failed:
         lines += ["## Failed or skipped runs", ""] + [f"- `{k}`: {v['status']}: {v.get('error', '')}" for k, v in sorted(failed.items())] + [""]
@@ -474,6 +568,13 @@ def write_report(preset: str, seeds: int, status: dict, metrics: dict[str, dict[
               "`notebooks/` (written by the command, not committed).", ""]
     (out / "README.md").write_text("\n".join(lines))
     return out / "README.md"
+
+
+def publish_table(table: str) -> None:
+    """Put ``table`` in the project README, between the report-table markers."""
+    readme = REPO_ROOT / "README.md"
+    readme.write_text(replace_block(readme.read_text(), TABLE_START, TABLE_END, table))
+    print(f"rendered the report's table in {readme}")
 
 
 def table_from_readme(text: str) -> str:
@@ -529,6 +630,8 @@ def _report(args) -> int:
         fresh = render_table(load_report_metrics(out))
         (out / "README.md").write_text(text.replace(table_from_readme(text), fresh))
         print(f"re-rendered {out / 'README.md'}")
+        if out == REPO_ROOT / "reports" / "report":  # the project README shows the committed report's table
+            publish_table(fresh)
         return 0
     command = " ".join(["python -m mage_lite.report", f"--preset {args.preset}", f"--seeds {args.seeds}"]
                        + ([f"--dataset {args.dataset}"] if args.dataset else []) + ([f"--jobs {args.jobs}"] if args.jobs != 2 else []))

@@ -8,6 +8,7 @@ Every number in the section comes from ``reports/<preset>/<notebook>/seed0/metri
 drift from the files. A preset that was never published gets no column.
 """
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -58,6 +59,8 @@ def pair(a: Callable[[dict], str], b: Callable[[dict], str], joiner: str = " -> 
 
 TABLES: dict[str, list[Row]] = {
     "Linear probe, top-1 on the test images (BatchNorm + linear layer on frozen features, average-pooled)": [
+        Row("training budget, epochs of the train split: MAE / MAGE / MAGE-C (equal by design)", "03",
+            lambda m: " / ".join(f"{m['budgets'][k]['epochs']:.2f}" for k in ("mae", "mage", "mage_c"))),
         Row("raw pixels", "01", pct("probe_pixels")),
         Row("MAE-shaped encoder, untrained", "01", pct("probe_random_encoder")),
         Row("MAE, norm-pix target, mask 0.75", "01", pct("probe_normpix")),
@@ -114,6 +117,12 @@ def load_timings(root: Path | None = None, presets: tuple = PRESETS) -> dict[str
     return {p: load_json(f / "timings.json") for p, f in published(root, presets).items()}
 
 
+def minutes(record: dict) -> float:
+    """A notebook's runtime from an empty ``runs/``: the measured time plus the logged training time of
+    any model it reused that no notebook of the run trained (``trained_earlier``, see mage_lite.notebooks)."""
+    return (record["seconds"] + sum(record.get("trained_earlier", {}).values())) / 60
+
+
 def load_metrics(folder: Path) -> dict[str, dict]:
     """{notebook number: seed 0's metrics} of one published run."""
     out = {}
@@ -143,6 +152,8 @@ def render(root: Path | None = None, presets: tuple = PRESETS) -> str:
     lines = []
     for p in runs:
         command = next(iter(timings[p].values()))["command"]
+        if set(NB.values()) <= set(timings[p]):  # every notebook ran: one command without --only does it all
+            command = re.sub(r" --only( \d\d)+", "", command)
         dataset = command.split("--dataset ")[1].split()[0] if "--dataset " in command else ""
         shown = command.replace(dataset, "PATH/TO/" + Path(dataset).name) if dataset else command
         lines.append(f"- `{p}`: `{shown}`, seed 0; metrics, figures and executed notebooks in "
@@ -152,9 +163,10 @@ def render(root: Path | None = None, presets: tuple = PRESETS) -> str:
         lines += [f"**{title}**", "", head, rule]
         lines += [f"| {row.label} | " + " | ".join(_cell(row, metrics[p]) for p in runs) + " |" for row in rows]
         lines.append("")
-    lines += ["**Runtime per notebook** (minutes, as the run measured it; 2-core CPU unless the preset is `gpu`)", "", head, rule]
+    lines += ["**Runtime per notebook** (minutes from an empty `runs/`, as the run measured it, plus the logged training "
+              "time of any model a stopped earlier run had trained; 2-core CPU unless the preset is `gpu`)", "", head, rule]
     for stem in NB.values():
-        lines.append(f"| {stem} | " + " | ".join(f"{timings[p][stem]['seconds'] / 60:.1f}" if stem in timings[p] else "not run"
+        lines.append(f"| {stem} | " + " | ".join(f"{minutes(timings[p][stem]):.1f}" if stem in timings[p] else "not run"
                                                for p in runs) + " |")
     return "\n".join(lines)
 
@@ -165,7 +177,7 @@ def render_runtime(stem: str, root: Path | None = None) -> str:
     cells = ["`smoke` seconds"]
     for p in PRESETS:
         t = timings.get(p, {}).get(stem)
-        cells.append(f"`{p}` {t['seconds'] / 60:.1f} min" if t else f"`{p}` not measured yet")
+        cells.append(f"`{p}` {minutes(t):.1f} min" if t else f"`{p}` not measured yet")
     return "# " + " · ".join(cells)
 
 
@@ -178,9 +190,9 @@ def render_course_map(root: Path | None = None) -> str:
     lines = [row("notebook", "what you learn", *(f"`{p}`" for p in timings)), row(*["---"] * (2 + len(timings)))]
     for stem, learn in COURSE.items():
         lines.append(row(f"[`{stem}`](notebooks/{stem}.ipynb)", learn,
-                         *(f"{timings[p][stem]['seconds'] / 60:.1f} min" if stem in timings[p] else "not run" for p in timings)))
+                         *(f"{minutes(timings[p][stem]):.1f} min" if stem in timings[p] else "not run" for p in timings)))
     if timings:
-        lines.append(row("all six", "", *(f"**{sum(t['seconds'] for t in timings[p].values()) / 60:.0f} min**" for p in timings)))
+        lines.append(row("all six", "", *(f"**{sum(map(minutes, timings[p].values())):.0f} min**" for p in timings)))
     return "\n".join(lines)
 
 

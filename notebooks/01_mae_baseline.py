@@ -52,7 +52,7 @@ import torch
 from mage_lite.augment import to_float
 from mage_lite.layers import patchify
 from mage_lite.mae import MAE, random_masking
-from mage_lite.plots import bar_chart, curves, image_rows, masked_image
+from mage_lite.plots import bar_chart, curve_panels, image_rows, masked_image, masking_steps, probe_by_block
 from mage_lite.session import NotebookRun
 
 run = NotebookRun("01_mae_baseline", preset, dataset, seed, device, overrides)
@@ -82,19 +82,7 @@ print(f"mask ratio {cfg.mask_ratio}: keep int({cfg.num_patches} * {1 - cfg.mask_
       "kept", tuple(kept.shape))
 print("ids_shuffle[:8]:", ids_shuffle[0, :8].tolist(), " ids_restore[:8]:", ids_restore[0, :8].tolist())
 
-grid = cfg.image_size // cfg.patch_size
-fig, axes = plt.subplots(1, 4, figsize=(11, 2.8))
-im = axes[0].imshow(noise.view(grid, grid), cmap="viridis")
-axes[0].set_title("noise u (small = keep)", fontsize=9)
-plt.colorbar(im, ax=axes[0], fraction=0.046)
-axes[1].imshow(torch.argsort(ids_shuffle).view(grid, grid), cmap="magma")
-axes[1].set_title("rank of each patch\n(= ids_restore)", fontsize=9)
-axes[2].imshow(mask.view(grid, grid), cmap="gray_r")
-axes[2].set_title("mask (black = removed)", fontsize=9)
-axes[3].imshow(masked_image(examples[:1], mask, cfg.patch_size)[0].permute(1, 2, 0))
-axes[3].set_title(f"what the encoder sees ({keep} patches)", fontsize=9)
-for ax in axes:
-    ax.set_xticks([]), ax.set_yticks([])
+fig = masking_steps(examples[:1], noise, ids_shuffle, mask, cfg.patch_size)
 run.savefig(fig, "masking_steps")
 plt.show()
 
@@ -120,10 +108,8 @@ for norm_pix in (True, False):
     label = "norm-pix" if norm_pix else "raw pixels"
     models[label], histories[label] = run.mae(norm_pix)  # trained here, or reused if trained before
 
-fig, axes = plt.subplots(1, 2, figsize=(10, 3))
-for ax, label in zip(axes, histories):
-    curves({label: histories[label]}, "loss", ax=ax, ylabel="MSE on removed patches")
-    ax.set_title(f"masked-patch loss, target: {label}", fontsize=9)
+fig = curve_panels([({label: hist}, "loss", f"masked-patch loss, target: {label}") for label, hist in histories.items()],
+                   size=(10, 3), ylabel="MSE on removed patches")
 run.savefig(fig, "loss_curves")
 plt.show()
 for label, hist in histories.items():
@@ -179,15 +165,8 @@ run.log(probe_pixels=pixels, probe_random_encoder=random_acc["avg"],
         probe_blocks_mae={k: v for k, v in probes["norm-pix"].items() if k.startswith("block_")},
         probe_blocks_random={k: v for k, v in random_acc.items() if k.startswith("block_")})
 
-fig, axes = plt.subplots(1, 2, figsize=(11, 3.2))
-bar_chart(table, "test top-1 (%)", ax=axes[0], title=f"linear probe, preset {preset}")
-blocks = [k for k in probes["norm-pix"] if k.startswith("block_")]
-for label, accs in [("MAE norm-pix", probes["norm-pix"]), ("MAE raw pixels", probes["raw pixels"]), ("random", random_acc)]:
-    axes[1].plot(range(1, len(blocks) + 1), [accs[b] for b in blocks], marker="o", label=label)
-axes[1].axhline(pixels, ls="--", c="gray", label="raw pixels")
-axes[1].set_xticks(range(1, len(blocks) + 1))
-axes[1].set_xlabel("encoder block"), axes[1].set_ylabel("probe top-1 (%)"), axes[1].legend(fontsize=8)
-axes[1].set_title("per-block probe (kept for the MAGE comparison)", fontsize=9)
+fig = probe_by_block(table, {"MAE norm-pix": probes["norm-pix"], "MAE raw pixels": probes["raw pixels"], "random": random_acc},
+                     {"raw pixels": pixels}, f"linear probe, preset {preset}", "per-block probe (kept for the MAGE comparison)")
 run.savefig(fig, "probe")
 plt.show()
 

@@ -56,7 +56,7 @@ import torch
 
 from mage_lite.augment import to_float
 from mage_lite.config import budgets
-from mage_lite.plots import curves, image_rows, token_grid
+from mage_lite.plots import code_gallery, codebook_collapse, codebook_health, image_rows, images_and_tokens, vqgan_loss_curves
 from mage_lite.probe import random_subset
 from mage_lite.session import NotebookRun
 from mage_lite.tokenizer_eval import reconstruction_quality, thumbnail
@@ -122,18 +122,7 @@ tokenizer = run.tokenizer()
 history = run.tokenizer_history
 disc_start = cfg.disc_start
 
-fig, axes = plt.subplots(1, 4, figsize=(16, 3.2))
-curves({"L1 reconstruction": history}, "rec_loss", ax=axes[0], logy=True)
-curves({"VQ loss": history}, "vq_loss", ax=axes[1])
-curves({"generator -E[D(x_hat)]": history}, "g_loss", ax=axes[2])
-curves({"discriminator hinge": history}, "d_loss", ax=axes[2])
-axes[2].set_ylabel("GAN terms")
-curves({"adaptive weight w": history}, "adaptive_weight", ax=axes[3])
-for ax in axes:
-    if disc_start < run.cfg.vqgan_train.steps:
-        ax.axvline(disc_start, ls="--", c="gray", lw=1)
-axes[2].set_title("GAN terms (0 before disc_start, dashed)", fontsize=9)
-fig.tight_layout()
+fig = vqgan_loss_curves(history, disc_start, run.cfg.vqgan_train.steps)
 run.savefig(fig, "loss_curves")
 plt.show()
 
@@ -202,17 +191,7 @@ plt.show()
 # here on all 64 tokens of every evaluation image.
 
 # %%
-fig, axes = plt.subplots(1, 3, figsize=(15, 3))
-curves({"train batch": history}, "usage", ax=axes[0])
-axes[0].set_ylim(0, 1.05)
-curves({"train batch": history}, "perplexity", ax=axes[1])
-axes[1].axhline(K, ls=":", c="gray")
-freq = default["counts"].float() / default["counts"].sum()
-axes[2].bar(range(K), freq.numpy(), width=1.0, color="tab:blue")
-axes[2].axhline(1 / K, ls="--", c="gray", label="uniform 1/K")
-axes[2].set_xlabel("code id"), axes[2].set_ylabel("frequency on test images"), axes[2].legend(fontsize=8)
-axes[2].set_title(f"test: usage {default['usage']:.0%}, perplexity {default['perplexity']:.0f} of {K}", fontsize=9)
-fig.tight_layout()
+fig = codebook_health(history, default["counts"], default["usage"], default["perplexity"])
 run.savefig(fig, "codebook_health")
 plt.show()
 print(f"test split: {default['usage']:.1%} of {K} codes used, perplexity {default['perplexity']:.1f}")
@@ -241,24 +220,7 @@ if run.cfg.ablations.plain_tokenizer:  # off in ci, which keeps CI to its main m
         print(f"{label:8s} PSNR {r['psnr']:.2f} dB, usage {r['usage']:.1%}, perplexity {r['perplexity']:.1f}")
 
     labels = {"default": "default (l2, low-dim, k-means, restart)", "plain": f"plain (dim {plain_cfg.code_dim}, random init)"}
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.2))
-    for ax, key, ylabel in [(axes[0], "usage", "codes used (%)"), (axes[1], "perplexity", "perplexity")]:
-        vals = [100 * default[key] if key == "usage" else default[key], 100 * plain[key] if key == "usage" else plain[key]]
-        bars = ax.bar(["default", "plain"], vals, color=["tab:blue", "tab:red"])
-        for b, v in zip(bars, vals):
-            ax.text(b.get_x() + b.get_width() / 2, b.get_height(), f"{v:.1f}", ha="center", va="bottom", fontsize=8)
-        ax.set_ylabel(ylabel), ax.set_title(f"test split, K = {K}", fontsize=9)
-    for r, key, c in [(default, "default", "tab:blue"), (plain, "plain", "tab:red")]:
-        f = (r["counts"].float() / r["counts"].sum()).sort(descending=True).values
-        axes[2].plot(range(1, K + 1), f.clamp(min=1e-7).numpy(), c=c, label=labels[key])
-    axes[2].set_yscale("log"), axes[2].set_ylim(1e-6, 1)
-    axes[2].set_xlabel("code rank"), axes[2].set_ylabel("frequency (0 drawn at 1e-7)")
-    axes[2].set_title("sorted code frequencies", fontsize=9), axes[2].legend(fontsize=7)
-    for hist, key, c in [(history, "default", "tab:blue"), (plain_history, "plain", "tab:red")]:
-        axes[3].plot([h["step"] for h in hist], [h["usage"] for h in hist], c=c, label=key)
-    axes[3].set_ylim(0, 1.05), axes[3].grid(alpha=0.3), axes[3].legend(fontsize=8)
-    axes[3].set_xlabel("step"), axes[3].set_ylabel("usage"), axes[3].set_title("usage per training batch", fontsize=9)
-    fig.tight_layout()
+    fig = codebook_collapse({"default": default, "plain": plain}, {"default": history, "plain": plain_history}, labels)
     run.savefig(fig, "collapse")
     plt.show()
 
@@ -286,16 +248,7 @@ if run.cfg.ablations.plain_tokenizer:  # off in ci, which keeps CI to its main m
 # %%
 with torch.no_grad():
     ex_ids = tokenizer.encode_to_ids(examples[:2].to(run.device)).cpu()
-fig, axes = plt.subplots(2, 3, figsize=(9, 6.2))
-for i in range(2):
-    axes[i, 0].imshow(examples[i].permute(1, 2, 0).numpy(), interpolation="nearest")
-    axes[i, 0].set_title("image", fontsize=9)
-    axes[i, 1].imshow(rec[i].clamp(0, 1).permute(1, 2, 0).numpy(), interpolation="nearest")
-    axes[i, 1].set_title("decoded from its tokens", fontsize=9)
-    token_grid(ex_ids[i], ax=axes[i, 2], codebook_size=K, title=f"{side} x {side} token ids")
-    for ax in axes[i, :2]:
-        ax.set_xticks([]), ax.set_yticks([])
-fig.tight_layout()
+fig = images_and_tokens(examples[:2], rec[:2], ex_ids, K)
 run.savefig(fig, "token_grid")
 plt.show()
 
@@ -309,10 +262,7 @@ top = default["counts"].argsort(descending=True)[:16]
 with torch.no_grad():
     singles = tokenizer.decode_ids(top[:, None, None].expand(-1, side, side).to(run.device)).cpu()
 share = 100 * default["counts"][top].float() / default["counts"].sum()
-fig = image_rows([singles[:8], singles[8:]], size=1.3)
-for j, ax in enumerate(fig.axes):
-    ax.set_title(f"code {int(top[j])}\n{share[j]:.1f} %", fontsize=8)
-fig.tight_layout()
+fig = code_gallery(singles, top, share)
 run.savefig(fig, "single_codes")
 plt.show()
 run.log(top16_codes_share=float(share.sum()))

@@ -63,9 +63,9 @@ from mage_lite.generate import cosine_schedule, inpaint, iterative_decode, token
 from mage_lite.mage import MAGE
 from mage_lite.mage_eval import (GenerationScorer, generate, masked_token_accuracy, probe_inputs, probe_tokens,
                                  trap_metrics, untrained_probe)
-from mage_lite.masking import Fixed, make_ratio_dist, mask_tokens
-from mage_lite.plots import (TOKEN_COLORS, bar_chart, curves, image_rows, masked_image, precision_recall_chart,
-                              sequence_strip, token_roles)
+from mage_lite.masking import make_ratio_dist, mask_tokens
+from mage_lite.plots import (encoder_decoder_inputs, generation_scores, image_rows, mask_ratio_distribution, masked_image,
+                              masked_token_training, masking_ablation, padding_trap, precision_recall_chart, probe_by_block)
 from mage_lite.probe import random_subset
 from mage_lite.session import NotebookRun
 from mage_lite.vqgan import encode_dataset
@@ -107,17 +107,7 @@ run.log(mask_ratio_mean=float(draws.mean()), mask_ratio_mean_exact=dist.mean())
 one = mask_tokens(1, L, dist, mcfg.drop_ratio, generator=torch.Generator().manual_seed(seed + 1))
 masked, dropped = one.masked[0], one.dropped[0]
 r = float(one.ratios[0])
-fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), gridspec_kw={"width_ratios": [1.7, 1]})
-x = torch.linspace(0.35, 1.05, 500)
-axes[0].hist(draws.numpy(), bins=60, density=True, alpha=0.45, color="tab:blue", label="20,000 draws")
-axes[0].plot(x, dist.pdf(x), c="tab:blue", label="density p(r)")
-axes[0].axvline(dist.mean(), c="k", ls="--", lw=1, label=f"mean {dist.mean():.3f}")
-axes[0].axvline(0.75, c="tab:red", ls=":", lw=1.5, label="MAE: fixed 0.75")
-axes[0].set_xlabel("masking ratio r"), axes[0].set_ylabel("density"), axes[0].legend(fontsize=8)
-axes[0].set_title("MAGE draws one ratio per batch", fontsize=9)
-token_roles(axes[1], examples[0], masked, dropped, ds,
-            title=f"r = {r:.2f}: {int(masked.sum())} masked = {int(masked.sum() - dropped.sum())} [MASK] + "
-                  f"{int(dropped.sum())} dropped;\n{int((~masked).sum())} visible")
+fig = mask_ratio_distribution(dist, draws, examples[0], masked, dropped, r, ds)
 run.savefig(fig, "mask_ratio")
 plt.show()
 
@@ -155,28 +145,8 @@ print(f"encoder input: 1 + {idx.shape[1] - 1} positions (of {L}); decoder input:
 print(f"masked positions equal to [C]: {int(is_c[1:][masked].sum())} of {int(masked.sum())}; "
       f"visible positions equal to [C]: {int(is_c[1:][~masked].sum())} of {int((~masked).sum())}")
 
-role = ["dropped" if dropped[j] else "[MASK]" if masked[j] else "visible" for j in range(L)]
-seq = [("C0", TOKEN_COLORS["[C0]"])] + [(str(int(ids0[0, j])) if role[j] == "visible" else "", TOKEN_COLORS[role[j]])
-                                        for j in range(L)]
 kept_pos = idx[0].cpu().tolist()  # positions in the 1 + L sequence, 0 first
-enc = [("C0", TOKEN_COLORS["[C0]"])] + [
-    (str(int(ids0[0, p - 1])) if role[p - 1] == "visible" else "M", TOKEN_COLORS[role[p - 1]]) for p in kept_pos[1:]]
-dec = [("C", TOKEN_COLORS["[C]"])] + [("C", TOKEN_COLORS["[C]"]) if masked[j] else ("e", TOKEN_COLORS["encoder output"])
-                                      for j in range(L)]
-fig, (ax, axh) = plt.subplots(2, 1, figsize=(14, 5.6), gridspec_kw={"height_ratios": [1.5, 1]})
-sequence_strip(ax, seq, 4.2, "token sequence")
-sequence_strip(ax, enc, 2.1, "encoder input", below=["0"] + [str(p) for p in kept_pos[1:]])
-sequence_strip(ax, dec, 0.0, "decoder input")
-ax.set_xlim(-9, L + 1.5), ax.set_ylim(-1.6, 5.4), ax.axis("off")
-ax.set_title(f"one image at r = {r:.2f}: ids shown for visible tokens (M = [MASK]; under the encoder input: "
-             "the position each token keeps); decoder input: e = encoder output, C = [C]", fontsize=9)
-handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in TOKEN_COLORS.values()]
-ax.legend(handles, list(TOKEN_COLORS), ncol=6, fontsize=8, loc="lower center", bbox_to_anchor=(0.55, -0.04), frameon=False)
-axh.imshow(dec_in.T.numpy(), aspect="auto", cmap="RdBu_r", interpolation="nearest", extent=(0, L + 1, dec_in.shape[1], 0))
-axh.set_xlim(-9, L + 1.5)
-axh.set_xlabel("decoder position (0 = [C]); every masked column repeats column 0")
-axh.set_ylabel("channel")
-axh.set_title("the decoder input itself (untrained model): masked columns are copies of [C]", fontsize=9)
+fig = encoder_decoder_inputs(ids0[0], masked, dropped, kept_pos, dec_in, r)
 run.savefig(fig, "sequences")
 plt.show()
 
@@ -223,14 +193,7 @@ run.log(masked_acc=acc["acc"], masked_acc_baseline=acc["baseline"], masked_acc_u
 print(f"loss {history[0]['loss']:.3f} -> {history[-1]['loss']:.3f} (uniform guess: ln {mcfg.codebook_size} = "
       f"{torch.log(torch.tensor(float(mcfg.codebook_size))):.3f}); {img_s:.0f} img/s")
 
-fig, axes = plt.subplots(1, 2, figsize=(11, 3.2))
-curves({"MAGE (variable ratio)": history}, "loss", ax=axes[0])
-axes[0].set_title("label-smoothed CE on masked tokens", fontsize=9)
-curves({"MAGE (variable ratio)": [{"step": h["step"], "acc": 100 * h["acc"]} for h in history]}, "acc", ax=axes[1])
-axes[1].axhline(acc["baseline"], c="gray", ls="--", label="most-frequent code (test)")
-axes[1].axhline(acc["acc"], c="tab:green", ls=":", label=f"test, fixed {EVAL_RATIO} mask")
-axes[1].set_ylabel("masked-token accuracy (%)"), axes[1].legend(fontsize=8)
-axes[1].set_title("training batches (ratio drawn per batch) vs test", fontsize=9)
+fig = masked_token_training({"MAGE (variable ratio)": history}, acc["acc"], acc["baseline"], EVAL_RATIO)
 run.savefig(fig, "training")
 plt.show()
 
@@ -314,15 +277,9 @@ if other_padding in paddings:
             masked_similarity_other_padding=trap[other_padding]["masked_similarity"],
             masked_acc_other_padding=acc_other["acc"], other_padding=other_padding)
 
-fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 3.4))
-curves({label[pad]: [{"step": h["step"], "mode_share": 100 * h["mode_share"]} for h in hist if "mode_share" in h]
-        for pad, (_, hist) in paddings.items()}, "mode_share", ax=ax)
-ax.axhline(100 * trap_untrained["mode_share_true"], c="gray", ls="--", lw=1, label="true tokens (test)")
-ax.set_ylim(0, 105), ax.set_ylabel("mode share (% of masked positions)"), ax.legend(fontsize=8)
-ax.set_title("training batches: masked positions given their image's most common prediction", fontsize=9)
-bar_chart({"untrained": trap_untrained["masked_similarity"],
-           **{label[pad].split(" (")[0]: trap[pad]["masked_similarity"] for pad in paddings}},
-          "mean cosine", ax=ax2, title=f"masked decoder inputs after the first LayerNorm (test, fixed {EVAL_RATIO} mask)")
+fig = padding_trap({label[pad]: hist for pad, (_, hist) in paddings.items()}, trap_untrained["mode_share_true"],
+                   {"untrained": trap_untrained["masked_similarity"],
+                    **{label[pad].split(" (")[0]: trap[pad]["masked_similarity"] for pad in paddings}}, EVAL_RATIO)
 run.savefig(fig, "trap")
 plt.show()
 
@@ -552,16 +509,9 @@ run.log(probe_mage=mage_probe["avg"], probe_mage_c0=mage_probe["c0"], probe_mae=
         probe_blocks_mage={b: mage_probe[b] for b in blocks},
         probe_blocks_mae={k: v for k, v in mae_probe.items() if k.startswith("block_")})
 
-fig, axes = plt.subplots(1, 2, figsize=(11, 3.2))
-bar_chart(table, "test top-1 (%)", ax=axes[0], title=f"linear probe, preset {preset}")
-mae_blocks = [k for k in mae_probe if k.startswith("block_")]
-axes[1].plot(range(1, len(blocks) + 1), [mage_probe[b] for b in blocks], marker="o", label="MAGE")
-axes[1].plot(range(1, len(mae_blocks) + 1), [mae_probe[b] for b in mae_blocks], marker="s", label="MAE")
-axes[1].axhline(pixels, ls="--", c="gray", label="raw pixels")
-axes[1].axhline(random_probe["avg"], ls=":", c="tab:blue", label="random MAGE encoder")
-axes[1].set_xticks(range(1, max(len(blocks), len(mae_blocks)) + 1))
-axes[1].set_xlabel("encoder block"), axes[1].set_ylabel("probe top-1 (%)"), axes[1].legend(fontsize=8)
-axes[1].set_title("per-block probe (paper Figure 6: MAGE above MAE at every block)", fontsize=9)
+fig = probe_by_block(table, {"MAGE": mage_probe, "MAE": mae_probe},
+                     {"raw pixels": pixels, "random MAGE encoder": random_probe["avg"]}, f"linear probe, preset {preset}",
+                     "per-block probe (paper Figure 6: MAGE above MAE at every block)", markers="os")
 run.savefig(fig, "probe")
 plt.show()
 
@@ -599,20 +549,10 @@ if run.cfg.ablations.fixed_ratio:  # off in ci (the ablation report measures it)
             kid_fixed075_std=measured["MAGE, fixed 0.75"]["kid_std"],
             **{f"{metric}_fixed075": measured["MAGE, fixed 0.75"][metric] for metric in ("kid", "precision", "recall")})
 
-    fig = plt.figure(figsize=(12, 5.2))
-    top = fig.subplots(1, 3, gridspec_kw={"bottom": 0.52})
-    curves({"variable ratio": history, "fixed 0.75": history_fixed}, "loss", ax=top[0])
-    top[0].set_title("training loss (on each model's own masks)", fontsize=9)
-    bar_chart({"variable": mage_probe["avg"], "fixed 0.75": fixed_probe["avg"]}, "probe top-1 (%)", ax=top[1], title="linear probe")
-    bar_chart({"variable": scores["MAGE"], "fixed 0.75": scores["MAGE, fixed 0.75"]}, "fd_classifier (lower is better)",
-              ax=top[2], title="generation")
-    top[2].axhline(scores["real test images"], c="gray", ls="--", lw=1)
-    bottom = fig.subplots(2, 8, gridspec_kw={"top": 0.4, "bottom": 0.02, "left": 0.2, "right": 0.8, "hspace": 0.05, "wspace": 0.05})
-    for row, (label, imgs) in enumerate([("variable", samples), ("fixed 0.75", fixed_samples)]):
-        for j in range(8):
-            bottom[row][j].imshow(imgs[j].permute(1, 2, 0).numpy(), interpolation="nearest")
-            bottom[row][j].set_xticks([]), bottom[row][j].set_yticks([])
-        bottom[row][0].set_ylabel(label, fontsize=8)
+    fig = masking_ablation({"variable ratio": history, "fixed 0.75": history_fixed},
+                           {"variable": mage_probe["avg"], "fixed 0.75": fixed_probe["avg"]},
+                           {"variable": scores["MAGE"], "fixed 0.75": scores["MAGE, fixed 0.75"]}, scores["real test images"],
+                           {"variable": samples, "fixed 0.75": fixed_samples})
     run.savefig(fig, "ablation")
     plt.show()
 
@@ -647,12 +587,8 @@ fid_mage = fid(samples, real)
 if fid_mage is not None:
     print(f"FID (torch-fidelity, {gen.samples} samples vs {gen.samples} test images): {fid_mage:.2f}")
     run.log(fid_mage=fid_mage)
-ax = bar_chart({k.replace("MAGE, ", ""): v for k, v in scores.items()}, "fd_classifier (lower is better)",
-               title=f"{gen.samples} images each vs {fd_ref.ref.n_reference} train images (not FID)")
-ax.figure.set_size_inches(max(6, 1.2 * len(scores)), 3.4)
-for bar, k in zip(ax.patches, scores):  # reference points in grey
-    bar.set_color("gray" if k in ("real test images", "tokenizer reconstructions") else "tab:green" if k == "MAGE" else "tab:blue")
-run.savefig(ax.figure, "generation_scores")
+fig = generation_scores(scores, f"{gen.samples} images each vs {fd_ref.ref.n_reference} train images (not FID)")
+run.savefig(fig, "generation_scores")
 plt.show()
 
 # %% [markdown]

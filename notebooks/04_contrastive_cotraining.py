@@ -59,7 +59,7 @@ from mage_lite.config import describe_budget
 from mage_lite.contrastive import info_nce
 from mage_lite.mage import MAGE
 from mage_lite.mage_eval import GenerationScorer, token_features, untrained_encoders
-from mage_lite.plots import bar_chart, curves, image_rows
+from mage_lite.plots import bar_panels, contrastive_sweeps, curve_panels, image_rows
 from mage_lite.probe import knn_accuracy, linear_probe, nearest_neighbours
 from mage_lite.session import NotebookRun
 from mage_lite.vqgan import encode_dataset
@@ -135,13 +135,11 @@ print(f"InfoNCE: {hist_c[0]['contrastive_loss']:.3f} -> {hist_c[-1]['contrastive
       f"log(2B - 1) = {torch.log(torch.tensor(2.0 * mage_c_train.batch_size - 1)):.3f}); views matched to their partner: "
       f"{100 * hist_c[0]['view_match']:.0f} % -> {100 * hist_c[-1]['view_match']:.0f} %")
 
-fig, axes = plt.subplots(1, 3, figsize=(13, 3.2))
-curves({"MAGE": [{**h, "rec_loss": h["loss"]} for h in hist_mage], "MAGE-C": hist_c}, "rec_loss", ax=axes[0])
-axes[0].set_title("token reconstruction loss", fontsize=9)
-curves({"MAGE-C": hist_c}, "contrastive_loss", ax=axes[1])
-axes[1].set_title("InfoNCE", fontsize=9)
-curves({"MAGE-C": hist_c}, "view_match", ax=axes[2])
-axes[2].set_title("share of views whose nearest embedding is their partner", fontsize=9)
+fig = curve_panels([({"MAGE": [{**h, "rec_loss": h["loss"]} for h in hist_mage], "MAGE-C": hist_c}, "rec_loss",
+                     "token reconstruction loss"),
+                    ({"MAGE-C": hist_c}, "contrastive_loss", "InfoNCE"),
+                    ({"MAGE-C": hist_c}, "view_match", "share of views whose nearest embedding is their partner")],
+                   size=(13, 3.2))
 run.savefig(fig, "training")
 plt.show()
 
@@ -178,9 +176,8 @@ run.log(probe_random_encoder=results["random MAGE encoder"]["probe"], knn_random
         probe_mage=results["MAGE"]["probe"], knn_mage=results["MAGE"]["knn"],
         probe_mage_c=results["MAGE-C"]["probe"], knn_mage_c=results["MAGE-C"]["knn"])
 
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
-bar_chart({k: r["probe"] for k, r in results.items()}, "test top-1 (%)", ax=axes[0], title="linear probe")
-bar_chart({k: r["knn"] for k, r in results.items()}, "test top-1 (%)", ax=axes[1], title="20-NN classifier")
+fig = bar_panels([({k: r["probe"] for k, r in results.items()}, "test top-1 (%)", "linear probe"),
+                  ({k: r["knn"] for k, r in results.items()}, "test top-1 (%)", "20-NN classifier")], size=(10, 3.2))
 run.savefig(fig, "probe")
 plt.show()
 
@@ -249,19 +246,7 @@ for kind, values in (("weight", run.cfg.mage_c_weight_sweep), ("temperature", ru
 run.log(**{f"sweep_{kind}": {str(v): {m: r[m] for m in ("probe", "knn", "fd")} for v, r in sorted(d.items())}
            for kind, d in sweep.items()})
 
-fig, axes = plt.subplots(1, 3, figsize=(14, 3.2))
-for ax, kind in zip(axes, ("weight", "temperature", "input")):
-    xs = sorted(sweep[kind])
-    pos = range(len(xs))
-    ax.plot(pos, [sweep[kind][x]["probe"] for x in xs], marker="o", label="MAGE-C probe")
-    ax.plot(pos, [sweep[kind][x]["knn"] for x in xs], marker="s", label="MAGE-C k-NN")
-    ax.axhline(results["MAGE"]["probe"], c="gray", ls="--", label="MAGE probe")
-    ax.set_xticks(list(pos), [str(x) for x in xs]), ax.set_xlabel(kind), ax.set_ylabel("top-1 (%)")
-    for p, x in zip(pos, xs):
-        ax.annotate(f"fd {sweep[kind][x]['fd']:.1f}", (p, sweep[kind][x]["probe"]), fontsize=7,
-                    textcoords="offset points", xytext=(0, 6), ha="center")
-    ax.legend(fontsize=7)
-    ax.set_title(f"MAGE-C, {kind} moved (others at their defaults)", fontsize=9)
+fig = contrastive_sweeps(sweep, results["MAGE"]["probe"])
 run.savefig(fig, "sweeps")
 plt.show()
 
@@ -281,11 +266,10 @@ if run.cfg.ablations.weak_crop:  # off in ci: the ablation report measures it
           f"crops (0.8, 1): probe {weak_read['probe']:.1f} %, fd_classifier {scores['MAGE, crops (0.8, 1)']:.2f}")
     run.log(probe_mage_crop08=weak_read["probe"], knn_mage_crop08=weak_read["knn"],
             fd_classifier_mage_crop08=scores["MAGE, crops (0.8, 1)"])
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3))
-    bar_chart({"(0.2, 1)": results["MAGE"]["probe"], "(0.8, 1)": weak_read["probe"]}, "probe top-1 (%)", ax=axes[0],
-              title="MAGE: linear probe")
-    bar_chart({"(0.2, 1)": scores["MAGE"], "(0.8, 1)": scores["MAGE, crops (0.8, 1)"]}, "fd_classifier", ax=axes[1],
-              title="MAGE: generation (lower is better)")
+    fig = bar_panels([({"(0.2, 1)": results["MAGE"]["probe"], "(0.8, 1)": weak_read["probe"]}, "probe top-1 (%)",
+                       "MAGE: linear probe"),
+                      ({"(0.2, 1)": scores["MAGE"], "(0.8, 1)": scores["MAGE, crops (0.8, 1)"]}, "fd_classifier",
+                       "MAGE: generation (lower is better)")], size=(8, 3))
     run.savefig(fig, "crop_ablation")
     plt.show()
 

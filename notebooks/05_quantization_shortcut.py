@@ -48,7 +48,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from mage_lite.mage_eval import masked_token_accuracy, probe_tokens
-from mage_lite.plots import bar_chart, curves
+from mage_lite.plots import bar_panels, curve_panels, neighbour_shortcut
 from mage_lite.probe import random_subset
 from mage_lite.session import NotebookRun
 from mage_lite.shortcut import neighbour_predictability
@@ -89,19 +89,11 @@ for k, v in shortcut.items():
     print(f"{k:20s} {v:7.3f}")
 run.log(**{f"neighbour_{k}": v for k, v in shortcut.items()})
 
-fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
-bar_chart({"continuous": 100 * shortcut["r2_continuous"], "quantized": 100 * shortcut["r2_quantized"]},
-          "variance explained, 100 R² (%)", ax=axes[0], title="centre vector predicted from its 4 neighbours")
-bar_chart({"from continuous": shortcut["id_from_continuous"], "from quantized": shortcut["id_from_quantized"],
-           "neighbour vote": shortcut["id_majority"]}, "% of centre tokens recovered", ax=axes[1],
-          title="centre token recovered from its 4 neighbours")
 one = test_feats[0].view(side, side, -1)  # (h, w, C)
 sim = torch.nn.functional.cosine_similarity(one[:, :-1], one[:, 1:], dim=-1).flatten()  # right-neighbour similarity
 q = codebook[test_ids[0]].view(side, side, -1)
 sim_q = torch.nn.functional.cosine_similarity(q[:, :-1], q[:, 1:], dim=-1).flatten()
-axes[2].hist(sim.numpy(), bins=20, alpha=0.6, label="continuous features")
-axes[2].hist(sim_q.numpy(), bins=20, alpha=0.6, label="quantized codes")
-axes[2].set_xlabel("cosine similarity with the right neighbour (one image)"), axes[2].legend(fontsize=8)
+fig = neighbour_shortcut(shortcut, sim, sim_q)
 run.savefig(fig, "shortcut")
 plt.show()
 
@@ -129,11 +121,9 @@ run.log(loss_first_tokens=hist_tokens[0]["loss"], loss_last_tokens=hist_tokens[-
         loss_first_continuous=hist_cont[0]["loss"], loss_last_continuous=hist_cont[-1]["loss"],
         masked_acc_tokens=acc_tokens["acc"], masked_acc_continuous=acc_cont["acc"], masked_acc_baseline=acc_tokens["baseline"])
 
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
-curves({"tokens": hist_tokens, "continuous": hist_cont}, "loss", ax=axes[0])
-axes[0].set_title("training loss (cross-entropy on masked tokens)", fontsize=9)
-curves({"tokens": hist_tokens, "continuous": hist_cont}, "acc", ax=axes[1])
-axes[1].set_title("masked-token accuracy on training batches", fontsize=9)
+fig = curve_panels([({"tokens": hist_tokens, "continuous": hist_cont}, "loss", "training loss (cross-entropy on masked tokens)"),
+                    ({"tokens": hist_tokens, "continuous": hist_cont}, "acc", "masked-token accuracy on training batches")],
+                   size=(10, 3.2))
 run.savefig(fig, "training")
 plt.show()
 
@@ -151,10 +141,9 @@ probe_tok = probe_tokens(probe, tokens_model, train_ids, probe_test_ids, keys=("
 probe_cont = probe_tokens(probe, cont_model, train_feats, probe_test_feats, keys=("avg",))["avg"]
 print(f"linear probe: tokens {probe_tok:.1f} %, continuous {probe_cont:.1f} %")
 run.log(probe_tokens=probe_tok, probe_continuous=probe_cont)
-fig, axes = plt.subplots(1, 2, figsize=(8, 3))
-bar_chart({"tokens": hist_tokens[-1]["loss"], "continuous": hist_cont[-1]["loss"]}, "final training loss", ax=axes[0],
-          title="paper (ImageNet): 5.76 vs 3.31")
-bar_chart({"tokens": probe_tok, "continuous": probe_cont}, "probe top-1 (%)", ax=axes[1], title="paper: 74.7 vs 49.5 %")
+fig = bar_panels([({"tokens": hist_tokens[-1]["loss"], "continuous": hist_cont[-1]["loss"]}, "final training loss",
+                   "paper (ImageNet): 5.76 vs 3.31"),
+                  ({"tokens": probe_tok, "continuous": probe_cont}, "probe top-1 (%)", "paper: 74.7 vs 49.5 %")], size=(8, 3))
 run.savefig(fig, "comparison")
 plt.show()
 

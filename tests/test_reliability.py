@@ -114,7 +114,7 @@ def test_runner_refuses_cuda_without_cuda(no_kernel, capsys):
 
 def test_repeated_set_is_merged_and_only_needs_a_value(monkeypatch, capsys):
     seen = {}
-    monkeypatch.setattr(notebooks, "run", lambda preset, only, dataset, seed, device, overrides, progress, fresh: seen.update(overrides))
+    monkeypatch.setattr(notebooks, "run", lambda preset, only, dataset, seed, device, overrides, progress, fresh, pretrained: seen.update(overrides))
     assert notebooks.main(["run", "--set", "mae_train.steps=3", "--set", "vqgan_train.steps=4", "mae.dim=32"]) == 0
     assert seen == {"mae_train.steps": 3, "vqgan_train.steps": 4, "mae.dim": 32}
     with pytest.raises(SystemExit) as e:

@@ -106,3 +106,19 @@ def test_bad_arguments_get_one_line(capsys, tmp_path):
     assert report.main(["--seeds", "0"]) == 2
     assert report.main(["--preset", "smoke", "--render-only", "--out", str(tmp_path / "none")]) == 2
     assert os.path.exists(tmp_path)
+
+
+def test_each_verdict_comes_with_its_measured_mechanism():
+    m = _fake_metrics()
+    for s in m["base"]:
+        m["base"][s].update(masked_acc=7.0 + s, masked_acc_baseline=1.5, mode_share=0.30, mode_share_true=0.10,
+                            budgets={"mae": {"epochs": 1.02}, "mage": {"epochs": 1.02}},
+                            generation_noise={"fd_std": 0.5}, fd_classifier_real=1.0, fd_classifier_untrained=60.0)
+    rows = render_table(m).splitlines()[2:]
+    why = [r.split("|")[-2].strip() for r in rows]
+    assert "budget 1.02 epochs each (MAE 1.02)" in why[0] and "accuracy 8.0 % against a 1.5 % most-frequent" in why[0]
+    assert "mode share 30% (true tokens 10%)" in why[0]
+    assert why[2].startswith("difference -10.00 against one model's sampling std 0.50")  # fd 51 vs 61 (seed means)
+    assert why[3] == "seed-to-seed std of the A arm 1.00 over 3 seeds"
+    assert "continuous 0.78" not in why[4] and why[4] == "no mechanism metric logged"  # not in the fake metrics
+    assert why[-1] == ""  # a claim not measured gets no mechanism

@@ -29,3 +29,45 @@ def test_each_notebook_states_the_runtimes_its_published_runs_measured():
         text = (REPO_ROOT / "notebooks" / f"{stem}.py").read_text()
         assert block_between(text, results.RUNTIME_START, results.RUNTIME_END) == results.render_runtime(stem).strip(), (
             f"{stem}'s expected runtime differs from reports/*/timings.json: run python -m mage_lite.results")
+
+
+def _executed(path, start: str, end: str, text: str) -> None:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("pass")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=text)]
+    nb.cells = [cell]
+    nb.metadata["papermill"] = {"start_time": start, "end_time": end}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+
+
+def _model(folder, written: str, steps_and_rates) -> None:
+    import os
+    from datetime import datetime
+
+    from mage_lite.artifacts import save_json
+
+    folder.mkdir(parents=True)
+    save_json({"train": {"batch_size": 64}}, folder / "config.json")
+    save_json([{"step": s, "img_per_s": r} for s, r in steps_and_rates], folder / "history.json")
+    (folder / "model.pt").write_bytes(b"")
+    t = datetime.fromisoformat(written).timestamp()
+    os.utime(folder / "model.pt", (t, t))
+
+
+def test_a_runtime_counts_models_a_stopped_run_trained_but_not_those_of_earlier_notebooks(tmp_path, monkeypatch):
+    monkeypatch.setenv("MAGE_LITE_RUNS_DIR", str(tmp_path))
+    models, books = tmp_path / "cpu" / "models", tmp_path / "cpu" / "notebooks"
+    # trained by notebook 01 (inside its window); trained by a run that was stopped (no executed notebook covers it)
+    _model(models / "mae-1", "2026-01-01T10:30:00+00:00", [(10, 64.0), (20, 32.0)])  # 10 s + 20 s
+    _model(models / "vqgan-2", "2026-01-01T08:00:00+00:00", [(100, 64.0), (150, 32.0)])  # 100 s + 100 s
+    _executed(books / "01_mae.ipynb", "2026-01-01T10:00:00+00:00", "2026-01-01T11:00:00+00:00", "trained it\n")
+    _executed(books / "02_tok.ipynb", "2026-01-01T12:00:00+00:00", "2026-01-01T12:10:00+00:00",
+              f"reusing vqgan trained earlier: {models / 'vqgan-2'}\nreusing mae trained earlier: {models / 'mae-1'}\n")
+    _executed(books / "03_mage.ipynb", "2026-01-01T12:10:00+00:00", "2026-01-01T13:00:00+00:00",
+              f"reusing vqgan trained earlier: {models / 'vqgan-2'}\n")
+    assert notebooks.trained_earlier("cpu") == {"02_tok": {"vqgan-2": 200.0}}  # once, by the first notebook to reuse it
+    assert results.minutes({"seconds": 60.0, "trained_earlier": {"vqgan-2": 200.0}}) == pytest.approx(260 / 60)
+    assert notebooks.training_seconds(models / "mae-1") == pytest.approx(30.0)

@@ -1,0 +1,142 @@
+"""Small pretrained weights of a preset's main models, committed so the notebooks can run without training.
+
+    python -m mage_lite.pretrained export --preset cpu      # runs/cpu/models -> reports/cpu/weights/ (fp16, checksummed)
+    python -m mage_lite.notebooks run --preset cpu --pretrained --dataset PATH/TO/cifar10-jpg.tar.gz
+    python -m mage_lite.pretrained compare --preset cpu     # its probes and generation metrics beside the published ones
+
+A ``--pretrained`` run loads each model from ``reports/<preset>/weights/`` instead of training it
+(the weights are checked against ``manifest.json``), leaves out the sweeps and ablations whose
+models are not shipped, and writes to ``runs/pretrained/`` so it never mixes with trained models.
+The weights are matched by model name and config, not by code: a test loads them into the
+current code and checks they reproduce the probe the published run measured.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from .artifacts import REPO_ROOT, atomic_torch_save, load_json, load_state, runs_root, save_json, sha256_of, shipped_name
+from .config import load_preset
+
+LIMIT_MB = 20.0  # all shipped weights of a preset together
+# The models a --pretrained run needs: the main model of each notebook (run folder names without their hash)
+MAIN_MODELS = ("mae-normpix-r0.75", "mae-rawpix-r0.75", "vqgan", "fd-classifier", "mage-truncnorm", "mage-c-clean-w0.1-t0.2", "mage-continuous")
+# What a --pretrained run leaves out: the sweeps and ablations, whose models are not shipped
+PRETRAINED_OVERRIDES = {"mae_ratio_sweep": [], "mage_c_weight_sweep": [], "mage_c_temperature_sweep": [],
+                        "mage_c_input_sweep": [], "ablations.plain_tokenizer": False, "ablations.other_padding": False,
+                        "ablations.fixed_ratio": False, "ablations.weak_crop": False}
+
+
+def weights_dir(preset: str) -> Path:
+    return REPO_ROOT / "reports" / preset / "weights"
+
+
+def half(state: dict) -> dict:
+    """fp16 copies of the floating tensors that survive it (finite, as before); the rest as they are."""
+    out = {}
+    for k, v in state.items():
+        small = v.half() if v.is_floating_point() else None
+        keep = small is not None and bool(torch.isfinite(small).all() == torch.isfinite(v).all())
+        out[k] = small if keep else v
+    return out
+
+
+def export(preset: str, names: tuple = MAIN_MODELS, dest: Path | None = None, limit_mb: float = LIMIT_MB,
+           used: list[Path] | None = None) -> Path:
+    """Write the preset's trained models named in ``names`` (fp16) and ``manifest.json`` to ``dest``
+    (default ``reports/<preset>/weights``); refuses a set larger than ``limit_mb``. The models are
+    those the preset's executed notebooks used (``used``: their run folders, to name them directly)."""
+    from .fd import shared_models_dir
+    from .notebooks import models_used
+
+    models = runs_root() / preset / "models"
+    dest = dest or weights_dir(preset)
+    used = models_used(preset, [models, shared_models_dir()]) if used is None else used
+    runs = [d for d in used if d.name.rsplit("-", 1)[0] in names]
+    missing = set(names) - {d.name.rsplit("-", 1)[0] for d in runs}
+    if missing:
+        raise ValueError(f"the {preset} run used no {', '.join(sorted(missing))}: run its notebooks first "
+                         f"(python -m mage_lite.notebooks run --preset {preset})")
+    seen = {}
+    for d in runs:
+        seen.setdefault(d.name.rsplit("-", 1)[0], []).append(d)
+    # a name trained on other crops too (the weak-crop ablation): ship the preset's own crop
+    crop = list(load_preset(preset).data.crop_scale)
+    for name, ds in seen.items():
+        if len(ds) > 1:
+            seen[name] = [d for d in ds if load_json(d / "config.json").get("crop_scale") == crop] or ds
+    runs = sorted(d for ds in seen.values() for d in ds)
+    twice = {n: [d.name for d in ds] for n, ds in seen.items() if len(ds) > 1}
+    if twice:
+        raise ValueError(f"the {preset} run used several models named {', '.join(twice)} ({twice}): "
+                         f"run its notebooks again from an empty runs/ (--fresh) so one of each is current")
+    dest.mkdir(parents=True, exist_ok=True)
+    entries, total = {}, 0
+    for d in runs:
+        name = d.name.rsplit("-", 1)[0]
+        stem = shipped_name(name, load_json(d / "config.json"))
+        path = dest / f"{stem}.pt"
+        atomic_torch_save(half(load_state(d / "model.pt")), path)
+        total += path.stat().st_size
+        entries[stem] = {"file": path.name, "sha256": sha256_of(path), "trained_in": d.name,
+                         "history": load_json(d / "history.json")}
+    if total > limit_mb * 2**20:
+        raise ValueError(f"the weights come to {total / 2**20:.1f} MB, over the {limit_mb:.0f} MB limit; ship fewer models")
+    for old in dest.glob("*.pt"):
+        if old.stem not in entries:
+            old.unlink()
+    save_json({"preset": preset, "megabytes": round(total / 2**20, 2), "models": entries}, dest / "manifest.json")
+    return dest
+
+
+COMPARED = ("probe_", "psnr", "masked_acc", "mode_share", "fd_classifier_", "kid_", "precision_", "recall_")
+
+
+def compare(preset: str, runs: Path | None = None) -> list[tuple[str, str, float, float]]:
+    """(notebook, metric, published, pretrained) for every probe and generation metric that both the
+    published run (``reports/<preset>/``) and the ``--pretrained`` run (``runs/pretrained/<preset>/``) logged."""
+    from .notebooks import _flatten
+
+    runs = runs or REPO_ROOT / "runs" / "pretrained" / preset
+    rows = []
+    for mine in sorted(runs.glob("[0-9][0-9]_*/seed0/metrics.json")):
+        theirs = REPO_ROOT / "reports" / preset / mine.parent.parent.name / "seed0" / "metrics.json"
+        if not theirs.exists():
+            continue
+        a, b = _flatten(load_json(theirs)), _flatten(load_json(mine))
+        rows += [(mine.parent.parent.name, k, a[k], b[k]) for k in sorted(set(a) & set(b)) if k.startswith(COMPARED)]
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .notebooks import cli
+
+    ap = argparse.ArgumentParser(prog="python -m mage_lite.pretrained", description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    e = sub.add_parser("export", help="write a preset's main models as fp16 weights to reports/<preset>/weights/")
+    e.add_argument("--preset", default="cpu")
+    c = sub.add_parser("compare", help="the --pretrained run's probes and generation metrics beside the published run's")
+    c.add_argument("--preset", default="cpu")
+    args = ap.parse_args(argv)
+
+    def body() -> int:
+        if args.cmd == "compare":
+            rows = compare(args.preset)
+            if not rows:
+                raise ValueError(f"nothing to compare: run `python -m mage_lite.notebooks run --preset {args.preset} "
+                                 f"--pretrained` first (its metrics land in runs/pretrained/{args.preset}/)")
+            print("| notebook | metric | published | pretrained | difference |\n| --- | --- | --- | --- | --- |")
+            for stem, key, a, b in rows:
+                print(f"| {stem} | {key} | {a:.4g} | {b:.4g} | {b - a:+.3g} |")
+            return 0
+        dest = export(args.preset)
+        print(f"wrote {load_json(dest / 'manifest.json')['megabytes']} MB of weights to {dest}")
+        return 0
+
+    return cli(body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
