@@ -23,6 +23,7 @@ from pathlib import Path
 from .artifacts import load_json, render_readme_block, save_json
 from .config import ConfigError, load_preset, train_budget, train_images
 from .design_check import code_version, measure_arm
+from .notebooks import cli
 from .session import NotebookRun
 
 TABLE_START, TABLE_END = "<!-- budget-curve -->", "<!-- /budget-curve -->"
@@ -164,7 +165,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="reports/budget/ci.json")
     ap.add_argument("--render", default="", metavar="JSON", help="only re-render README.md's budget table and the figure")
     args = ap.parse_args(argv)
-    try:
+
+    def body() -> int:
         if args.render:
             results = load_json(args.render)
             fig = figure(results, Path(args.render).with_suffix(".png"))
@@ -176,11 +178,10 @@ def main(argv=None) -> int:
         command = "python -m mage_lite.budget_curve " + " ".join(argv if argv is not None else sys.argv[1:])
         results = measure(args.preset, args.dataset, args.epochs, args.seeds, args.generation, args.out, command)
         figure(results, Path(args.out).with_suffix(".png"))
-    except (ConfigError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(render_table(results))
-    return 0
+        print(render_table(results))
+        return 0
+
+    return cli(body)
 
 
 if __name__ == "__main__":
