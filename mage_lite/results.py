@@ -192,7 +192,9 @@ def render_course_map(root: Path | None = None) -> str:
         lines.append(row(f"[`{stem}`](notebooks/{stem}.ipynb)", learn,
                          *(f"{minutes(timings[p][stem]):.1f} min" if stem in timings[p] else "not run" for p in timings)))
     if timings:
-        lines.append(row("all six", "", *(f"**{sum(map(minutes, timings[p].values())):.0f} min**" for p in timings)))
+        lines.append(row("all six", "", *(f"**{sum(map(minutes, timings[p].values())):.0f} min**"
+                                          + ("" if len(timings[p]) >= len(NB) else f" ({len(timings[p])} of {len(NB)} run)")
+                                          for p in timings)))
     return "\n".join(lines)
 
 
