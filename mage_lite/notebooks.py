@@ -362,8 +362,9 @@ def run(preset: str, only: list[str] | None = None, dataset: str = "", seed: int
         records = load_json(record_path) if record_path.exists() else {}
         records[book.stem] = {"seconds": timings[book.stem], "command": command}
         save_json(records, record_path)
-        records = record_trained_earlier(preset, record_path)
         print(f"   done in {timings[book.stem] / 60:.1f} min -> {out_dir / book.stem}.html", flush=True)
+    # once, after the last notebook: it reads every executed notebook of the preset
+    records = record_trained_earlier(preset, record_path)
     summary = write_summary(preset, {k: v if isinstance(v, dict) else {"seconds": v} for k, v in records.items()})
     print(f"summary: {summary}")
     return timings
