@@ -267,7 +267,10 @@ def _presets() -> dict[str, Preset]:
         fd_classifier_train=TrainConfig(steps=4000, batch_size=256, base_lr=2e-3, warmup_steps=200, ckpt_every=1000, log_every=50),
     )
     # The ablation report (python -m mage_lite.report): ci's models and budgets (1.02 epochs each), over the grid
-    # of notebook variants and 3 seeds, two notebooks at a time.
+    # of notebook variants and 3 seeds, two notebooks at a time. Sized for about 2 h: four notebook runs per seed
+    # (the padding measured inside the base run), estimated from the ci notebooks' measured times (03 9.1, 04 9.5,
+    # 05 3.3 min at 2 threads) plus the ablation models and each seed's tokenizer and MAE: ~49 min a seed at 2
+    # threads, ~2.1 h for 3 seeds with two 1-thread jobs (2x one thread against 1.7x); the report states the measured time.
     report = dataclasses.replace(
         ci, name="report",
         description="the ablation report's size: ci's models and budgets; the grid x 3 seeds on 2 CPU cores",

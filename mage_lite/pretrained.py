@@ -2,7 +2,9 @@
 
     python -m mage_lite.pretrained export --preset cpu      # runs/cpu/models -> reports/cpu/weights/ (fp16, checksummed)
     python -m mage_lite.notebooks run --preset cpu --pretrained --dataset PATH/TO/cifar10-jpg.tar.gz
-    python -m mage_lite.pretrained compare --preset cpu     # its probes and generation metrics beside the published ones
+    python -m mage_lite.pretrained compare --preset cpu     # its probes and generation metrics beside the published ones,
+                                                            # kept with its runtimes in reports/cpu/pretrained_check.json
+    python -m mage_lite.pretrained compare --render reports/cpu/pretrained_check.json   # README's summary from that file
 
 A ``--pretrained`` run loads each model from ``reports/<preset>/weights/`` instead of training it
 (the weights are checked against ``manifest.json``), leaves out the sweeps and ablations whose
@@ -17,7 +19,8 @@ from pathlib import Path
 
 import torch
 
-from .artifacts import REPO_ROOT, atomic_torch_save, load_json, load_state, runs_root, save_json, sha256_of, shipped_name
+from .artifacts import (REPO_ROOT, atomic_torch_save, load_json, load_state, render_readme_block, runs_root, save_json,
+                        sha256_of, shipped_name)
 from .config import load_preset
 
 LIMIT_MB = 20.0  # all shipped weights of a preset together
@@ -94,20 +97,48 @@ def export(preset: str, names: tuple = MAIN_MODELS, dest: Path | None = None, li
 COMPARED = ("probe_", "psnr", "masked_acc", "mode_share", "fd_classifier_", "kid_", "precision_", "recall_")
 
 
-def compare(preset: str, runs: Path | None = None) -> list[tuple[str, str, float, float]]:
+def compare(preset: str, runs: Path | None = None, published: Path | None = None) -> list[tuple[str, str, float, float]]:
     """(notebook, metric, published, pretrained) for every probe and generation metric that both the
     published run (``reports/<preset>/``) and the ``--pretrained`` run (``runs/pretrained/<preset>/``) logged."""
     from .notebooks import _flatten
 
     runs = runs or REPO_ROOT / "runs" / "pretrained" / preset
+    published = published or REPO_ROOT / "reports" / preset
     rows = []
     for mine in sorted(runs.glob("[0-9][0-9]_*/seed0/metrics.json")):
-        theirs = REPO_ROOT / "reports" / preset / mine.parent.parent.name / "seed0" / "metrics.json"
+        theirs = published / mine.parent.parent.name / "seed0" / "metrics.json"
         if not theirs.exists():
             continue
         a, b = _flatten(load_json(theirs)), _flatten(load_json(mine))
         rows += [(mine.parent.parent.name, k, a[k], b[k]) for k in sorted(set(a) & set(b)) if k.startswith(COMPARED)]
     return rows
+
+
+CHECK_START, CHECK_END = "<!-- pretrained-check -->", "<!-- /pretrained-check -->"
+
+
+def record_check(preset: str, rows: list[tuple[str, str, float, float]], runs: Path | None = None) -> dict:
+    """The comparison and the ``--pretrained`` run's runtimes (its ``timings.json``), as committed in
+    ``reports/<preset>/pretrained_check.json``."""
+    runs = runs or REPO_ROOT / "runs" / "pretrained" / preset
+    timings = load_json(runs / "timings.json")
+    return {"preset": preset, "command": f"python -m mage_lite.notebooks run --preset {preset} --pretrained",
+            "minutes": {stem: round(t["seconds"] / 60, 1) for stem, t in sorted(timings.items())},
+            "rows": [{"notebook": stem, "metric": key, "published": a, "pretrained": b} for stem, key, a, b in rows]}
+
+
+def render_check(check: dict) -> str:
+    """One paragraph: how long the ``--pretrained`` run took and how far its numbers are from the published run's."""
+    rows = check["rows"]
+    probes = [abs(r["pretrained"] - r["published"]) for r in rows if r["metric"].startswith("probe_")]
+    total = sum(check["minutes"].values())
+    per = ", ".join(f"{stem[:2]} {m:.1f}" for stem, m in check["minutes"].items())
+    worst = max(rows, key=lambda r: abs(r["pretrained"] - r["published"]) / max(abs(r["published"]), 1e-9))
+    return (f"Measured: `{check['command']}` ran all {len(check['minutes'])} notebooks in **{total:.0f} min** on 2 CPU "
+            f"cores ({per} min), against {len(rows)} probe, tokenizer and generation metrics of the "
+            f"published run: the {len(probes)} probes differ by at most {max(probes):.2f} points; the largest relative "
+            f"difference is {worst['metric']} of notebook {worst['notebook'][:2]} ({worst['published']:.4g} published, "
+            f"{worst['pretrained']:.4g} here). Rendered from `reports/{check['preset']}/pretrained_check.json`.")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,9 +150,13 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--preset", default="cpu")
     c = sub.add_parser("compare", help="the --pretrained run's probes and generation metrics beside the published run's")
     c.add_argument("--preset", default="cpu")
+    c.add_argument("--render", default="", metavar="JSON", help="only re-render README.md's summary from a committed check")
     args = ap.parse_args(argv)
 
     def body() -> int:
+        if args.cmd == "compare" and args.render:
+            print(f"rendered {render_readme_block(args.render, CHECK_START, CHECK_END, render_check)}")
+            return 0
         if args.cmd == "compare":
             rows = compare(args.preset)
             if not rows:
@@ -130,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
             print("| notebook | metric | published | pretrained | difference |\n| --- | --- | --- | --- | --- |")
             for stem, key, a, b in rows:
                 print(f"| {stem} | {key} | {a:.4g} | {b:.4g} | {b - a:+.3g} |")
+            out = REPO_ROOT / "reports" / args.preset / "pretrained_check.json"
+            save_json(record_check(args.preset, rows), out)
+            print(f"wrote {out}; rendered {render_readme_block(out, CHECK_START, CHECK_END, render_check)}")
             return 0
         dest = export(args.preset)
         print(f"wrote {load_json(dest / 'manifest.json')['megabytes']} MB of weights to {dest}")

@@ -566,6 +566,21 @@ if run.cfg.ablations.fixed_ratio:  # off in ci (the ablation report measures it)
 # ablation report repeats it over seeds. The fixed model's masked-token accuracy *at 0.75*
 # (the ratio it was trained on) is measured on home ground.
 #
+# **The other padding, measured like the main model.** Section 4 trained the same model with
+# the other padding (when `ablations.other_padding` is on); here it gets section 6's probe and
+# section 5's generation scores, so one run compares the two paddings on everything.
+
+# %%
+if other_padding in paddings:
+    other_name = f"MAGE, {label[other_padding].split(' (')[0]}"
+    other_probe = probe_tokens(probe, paddings[other_padding][0], probe_train_ids, probe_test_ids, keys=("avg",))
+    measured[other_name] = fd_ref.metrics(fd_ref.samples(paddings[other_padding][0]))
+    scores[other_name] = measured[other_name]["fd"]
+    print(f"linear probe: {label[mcfg.padding]} {mage_probe['avg']:.1f} %, {label[other_padding]} {other_probe['avg']:.1f} %")
+    show_scores(["MAGE", other_name])
+    run.log(probe_mage_other_padding=other_probe["avg"], fd_classifier_other_padding=scores[other_name],
+            kid_other_padding=measured[other_name]["kid"])
+#
 # ## 8. Generation scores
 #
 # All generation scores of this run in one place (`fd_classifier`, then KID, precision and

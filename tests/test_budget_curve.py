@@ -12,6 +12,9 @@ def test_a_budget_is_the_same_epochs_for_both_models_with_the_presets_schedule_s
     for t in (cfg.mae_train, cfg.mage_train):
         assert t.steps * t.batch_size == pytest.approx(2 * 50000, rel=0.01)
         assert t.warmup_steps == round(0.05 * t.steps)
+    # the token bank keeps at least one augmented view per epoch, and the preset's own views otherwise
+    assert load_preset("ci", budget_curve.budget_overrides("ci", 8)).bank.views == 8
+    assert "bank.views" not in o and cfg.bank.views == load_preset("ci").bank.views
 
 
 @pytest.mark.slow

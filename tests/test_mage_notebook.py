@@ -35,6 +35,8 @@ def test_smoke_03_logs_every_key_and_figure(smoke_runs):
     assert 0 <= m["mode_share"] <= 1 and 0 <= m["mode_share_untrained"] <= 1  # the [C]-padding trap's diagnostic
     # the other padding was trained and measured at the same budget
     assert m["other_padding"] == "mask_token" and 0 <= m["mode_share_other_padding"] <= 1, m
+    # ... and probed and scored like the main model: the report's padding rows read these from the base run
+    assert 0 <= m["probe_mage_other_padding"] <= 100 and m["fd_classifier_other_padding"] >= 0 and m["kid_other_padding"] > -1, m
     for name in FIGURES:
         assert (smoke_runs / NB / "seed0" / f"{name}.png").stat().st_size > 5_000, name
 

@@ -126,3 +126,20 @@ def test_a_pretrained_run_trains_nothing_and_measures_what_the_trained_run_did(s
         trained = load_json(smoke_runs / stem / "seed0" / "metrics.json")[key]
         loaded = load_json(tmp_path / "runs" / "smoke" / stem / "seed0" / "metrics.json")[key]
         assert abs(loaded - trained) <= 2.0, (stem, key, trained, loaded)  # fp16 weights; the smoke probes are small
+    check = pretrained.record_check("smoke", pretrained.compare("smoke", tmp_path / "runs" / "smoke", smoke_runs),
+                                    tmp_path / "runs" / "smoke")
+    stems = [p.stem for p in notebooks.discover()]
+    assert sorted(check["minutes"]) == stems and len(check["rows"]) > 10
+    assert f"ran all {len(stems)} notebooks in" in pretrained.render_check(check)
+
+
+def test_the_readme_pretrained_line_is_the_committed_check():
+    from mage_lite.artifacts import REPO_ROOT, block_between
+
+    committed = REPO_ROOT / "reports" / "cpu" / "pretrained_check.json"
+    text = block_between((REPO_ROOT / "README.md").read_text(), pretrained.CHECK_START, pretrained.CHECK_END)
+    if not committed.exists():
+        assert text.startswith("Not measured yet")
+    else:
+        assert text == pretrained.render_check(load_json(committed))
+
