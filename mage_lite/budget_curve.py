@@ -19,6 +19,7 @@ with the same arguments skips the points already measured.
 import argparse
 import math
 import sys
+import time
 from pathlib import Path
 
 from .artifacts import load_json, render_readme_block, save_json
@@ -75,7 +76,9 @@ def measure(preset: str, dataset: str, epochs: list[float], seeds: list[int], ge
             if done and (not generation or "generation" in done["mage_result"]):
                 print(f"{key}: measured earlier, kept", flush=True)
                 continue
+            t0 = time.perf_counter()
             results["points"][key] = measure_point(preset, dataset, seed, e, generation, tokenizer_cache)
+            results["points"][key]["seconds"] = round(time.perf_counter() - t0, 1)  # training and measuring both models
             save_json(results, out)
             r = results["points"][key]
             print(f"{e:g} epochs, seed {seed}: MAE probe {r['mae']['probe']:.1f} %, MAGE probe "
@@ -117,7 +120,29 @@ def render_table(results: dict) -> str:
                      f"{_cell([x['probe_inputs']['code_vectors'] for x in r])} | {_cell([x['probe_random_encoder'] for x in r])} | {_cell([x['masked_acc'] for x in r], 2)} "
                      f"({_cell([x['masked_acc_baseline'] for x in r], 2)}) | {_cell([100 * x['mode_share'] for x in r])} | "
                      f"{_cell(kid) if kid else '–'} |")
-    return "\n".join(lines)
+    return "\n".join(lines + ["", findings(results)])
+
+
+def findings(results: dict) -> str:
+    """What the curve says, in words computed from it: how the MAGE-MAE gap moves with the budget, and
+    from which budget (if any) MAGE's probe is above the probe on its own flattened inputs."""
+    series = _series(results)
+    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+    gap = {e: mean([p["mage_result"]["probe_mage"] - p["mae"]["probe"] for p in ps]) for e, ps in series.items()}
+    above = [e for e, ps in series.items()
+             if mean([p["mage_result"]["probe_mage"] - p["mage_result"]["probe_inputs"]["code_vectors"] for p in ps]) > 0]
+    first, last = min(gap), max(gap)
+    if len(gap) < 2:
+        trend = f"one budget measured ({first:g} epochs): MAGE − MAE {gap[first]:+.1f} points"
+    else:
+        moved = "narrowed" if abs(gap[last]) < abs(gap[first]) else "did not narrow"
+        trend = (f"from {first:g} to {last:g} epochs the MAGE − MAE probe gap {moved}: {gap[first]:+.1f} -> "
+                 f"{gap[last]:+.1f} points")
+    inputs = (f"MAGE's probe is above the probe on its flattened input code vectors from {min(above):g} epochs on"
+              if above and all(e in above for e in series if e >= min(above)) else
+              f"MAGE's probe is above the probe on its flattened input code vectors at {', '.join(f'{e:g}' for e in above)} epochs"
+              if above else "MAGE's probe stays below the probe on its flattened input code vectors at every budget measured")
+    return f"**What the curve says** (computed from the points above): {trend}; {inputs}."
 
 
 def figure(results: dict, path: Path) -> Path:
@@ -151,6 +176,8 @@ def figure(results: dict, path: Path) -> Path:
     axes[2].set_ylabel("mode share (% of masked positions)")
     line(axes[3], [[1000 * p["mage_result"]["generation"]["mage"]["kid"] for p in ps if "generation" in p["mage_result"]]
                    for ps in pts], "MAGE")
+    line(axes[3], [[1000 * p["mage_result"]["generation"]["recon"]["kid"] for p in ps if "generation" in p["mage_result"]]
+                   for ps in pts], "tokenizer reconstructions", ls="--")
     axes[3].set_ylabel("KID x 1000 (lower is better)")
     for ax, title in zip(axes, ("probe", "masked-token accuracy", "the [C]-padding trap", "generation")):
         ax.set_xscale("log", base=2), ax.set_xticks(x, [f"{e:g}" for e in x])

@@ -52,3 +52,18 @@ def test_the_readme_budget_table_is_the_committed_curve():
         assert text.startswith("Not measured yet") and not any(c.isdigit() for c in text.replace("budget/ci", ""))
     else:
         assert text == budget_curve.render_table(load_json(committed)).strip()
+
+
+def _point(epochs, mae, mage, inputs):
+    return {"epochs": epochs, "mae": {"probe": mae},
+            "mage_result": {"probe_mage": mage, "probe_inputs": {"code_vectors": inputs}}}
+
+
+def test_findings_say_how_the_gap_moves_and_when_mage_passes_its_inputs():
+    points = {"1/0": _point(1, 40, 30, 38), "2/0": _point(2, 44, 37, 38), "4/0": _point(4, 46, 42, 38)}
+    text = budget_curve.findings({"points": points})
+    assert "from 1 to 4 epochs the MAGE − MAE probe gap narrowed: -10.0 -> -4.0 points" in text
+    assert "above the probe on its flattened input code vectors from 2 epochs on" in text
+    points = {"1/0": _point(1, 40, 30, 38), "2/0": _point(2, 41, 29, 38)}
+    text = budget_curve.findings({"points": points})
+    assert "did not narrow" in text and "stays below" in text
