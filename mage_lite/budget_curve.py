@@ -127,10 +127,9 @@ def findings(results: dict) -> str:
     """What the curve says, in words computed from it: how the MAGE-MAE gap moves with the budget, and
     from which budget (if any) MAGE's probe is above the probe on its own flattened inputs."""
     series = _series(results)
-    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
-    gap = {e: mean([p["mage_result"]["probe_mage"] - p["mae"]["probe"] for p in ps]) for e, ps in series.items()}
+    gap = {e: _stat([p["mage_result"]["probe_mage"] - p["mae"]["probe"] for p in ps])[0] for e, ps in series.items()}
     above = [e for e, ps in series.items()
-             if mean([p["mage_result"]["probe_mage"] - p["mage_result"]["probe_inputs"]["code_vectors"] for p in ps]) > 0]
+             if _stat([p["mage_result"]["probe_mage"] - p["mage_result"]["probe_inputs"]["code_vectors"] for p in ps])[0] > 0]
     first, last = min(gap), max(gap)
     if len(gap) < 2:
         trend = f"one budget measured ({first:g} epochs): MAGE − MAE {gap[first]:+.1f} points"
@@ -138,10 +137,13 @@ def findings(results: dict) -> str:
         moved = "narrowed" if abs(gap[last]) < abs(gap[first]) else "did not narrow"
         trend = (f"from {first:g} to {last:g} epochs the MAGE − MAE probe gap {moved}: {gap[first]:+.1f} -> "
                  f"{gap[last]:+.1f} points")
-    inputs = (f"MAGE's probe is above the probe on its flattened input code vectors from {min(above):g} epochs on"
-              if above and all(e in above for e in series if e >= min(above)) else
-              f"MAGE's probe is above the probe on its flattened input code vectors at {', '.join(f'{e:g}' for e in above)} epochs"
-              if above else "MAGE's probe stays below the probe on its flattened input code vectors at every budget measured")
+    subject = "MAGE's probe is above the probe on its flattened input code vectors"
+    if not above:
+        inputs = "MAGE's probe stays below the probe on its flattened input code vectors at every budget measured"
+    elif above == [e for e in series if e >= above[0]]:  # every budget from the first one above
+        inputs = f"{subject} from {above[0]:g} epochs on"
+    else:
+        inputs = f"{subject} at {', '.join(f'{e:g}' for e in above)} epochs"
     return f"**What the curve says** (computed from the points above): {trend}; {inputs}."
 
 

@@ -97,12 +97,17 @@ def export(preset: str, names: tuple = MAIN_MODELS, dest: Path | None = None, li
 COMPARED = ("probe_", "psnr", "masked_acc", "mode_share", "fd_classifier_", "kid_", "precision_", "recall_")
 
 
+def pretrained_runs(preset: str) -> Path:
+    """Where a ``--pretrained`` run of ``preset`` writes its notebooks' outputs and timings."""
+    return REPO_ROOT / "runs" / "pretrained" / preset
+
+
 def compare(preset: str, runs: Path | None = None, published: Path | None = None) -> list[tuple[str, str, float, float]]:
     """(notebook, metric, published, pretrained) for every probe and generation metric that both the
     published run (``reports/<preset>/``) and the ``--pretrained`` run (``runs/pretrained/<preset>/``) logged."""
     from .notebooks import _flatten
 
-    runs = runs or REPO_ROOT / "runs" / "pretrained" / preset
+    runs = runs or pretrained_runs(preset)
     published = published or REPO_ROOT / "reports" / preset
     rows = []
     for mine in sorted(runs.glob("[0-9][0-9]_*/seed0/metrics.json")):
@@ -120,7 +125,7 @@ CHECK_START, CHECK_END = "<!-- pretrained-check -->", "<!-- /pretrained-check --
 def record_check(preset: str, rows: list[tuple[str, str, float, float]], runs: Path | None = None) -> dict:
     """The comparison and the ``--pretrained`` run's runtimes (its ``timings.json``), as committed in
     ``reports/<preset>/pretrained_check.json``."""
-    runs = runs or REPO_ROOT / "runs" / "pretrained" / preset
+    runs = runs or pretrained_runs(preset)
     timings = load_json(runs / "timings.json")
     return {"preset": preset, "command": f"python -m mage_lite.notebooks run --preset {preset} --pretrained",
             "minutes": {stem: round(t["seconds"] / 60, 1) for stem, t in sorted(timings.items())},
