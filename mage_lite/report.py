@@ -21,6 +21,7 @@ import ctypes
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -36,6 +37,7 @@ from .config import PRESET_NAMES, ConfigError, load_preset
 from .notebooks import NOTEBOOK_DIR, cli, resolve_dataset
 
 TABLE_START, TABLE_END = "<!-- report-table -->", "<!-- /report-table -->"
+SUMMARY_START, SUMMARY_END = "<!-- report-summary -->", "<!-- /report-summary -->"
 
 
 @dataclass(frozen=True)
@@ -112,16 +114,20 @@ def why_mage_vs_mae(m: dict) -> str:
                    ("base", "probe_code_vectors"), ("base", "probe_random_encoder")))
 
 
-def why_generation(arm_a: str, key_a, arm_b: str, key_b) -> Callable[[dict], str]:
-    """A generation claim's mechanism: the difference against the metric's own sampling noise."""
+def why_generation(arm_a: str, key_a, arm_b: str, key_b, kind: str = "fd") -> Callable[[dict], str]:
+    """A generation claim's mechanism: the difference against the metric's own sampling noise (``kind``: "fd" for
+    fd_classifier, "kid" for KID), and the real-image and untrained-model anchors it is read between."""
+    anchors = {"fd": ("fd_classifier_real", "fd_classifier_untrained", "{:.1f}", "{:+.2f}", "{:.2f}"),
+               "kid": ("kid_real", "kid_untrained", "{:.3f}", "{:+.3f}", "{:.3f}")}[kind]
+    real, untrained, level, diff, std = anchors
+
     def why(m: dict) -> str:
         a, b = _avg(m, arm_a, key_a), _avg(m, arm_b, key_b)
         if a is None or b is None:
             return "no mechanism metric logged"
-        return _facts(m, (f"difference {a - b:+.2f} against one model's sampling std {{:.2f}} (3 sampling seeds)",
-                          ("base", _noise("fd"))),
-                      ("real images score {:.1f}, the untrained model {:.1f}", ("base", "fd_classifier_real"),
-                       ("base", "fd_classifier_untrained")))
+        return _facts(m, (f"difference {diff.format(a - b)} against one model's sampling std {std} (3 sampling seeds)",
+                          ("base", _noise(kind))),
+                      (f"real images score {level}, the untrained model {level}", ("base", real), ("base", untrained)))
     return why
 
 
@@ -186,6 +192,9 @@ CLAIMS = (
     Claim("masking", "variable masking generates better (fd_classifier, lower is better)", ("base", "fd_classifier_mage"),
           ("base", "fd_classifier_fixed075"), "truncated Gaussian", "fixed 0.75", False, "Table 5 (numbers unconfirmed)",
           why_generation("base", "fd_classifier_mage", "base", "fd_classifier_fixed075")),
+    Claim("masking", "variable masking generates better (KID, lower is better)", ("base", "kid_mage"),
+          ("base", "kid_fixed075"), "truncated Gaussian", "fixed 0.75", False, "Table 5 (numbers unconfirmed)",
+          why_generation("base", "kid_mage", "base", "kid_fixed075", "kid")),
     Claim("masking", "variable masking probes better", ("base", "probe_mage"), ("base", "probe_mage_fixed075"),
           "truncated Gaussian", "fixed 0.75", True, "Table 5 (numbers unconfirmed)",
           why_seed_spread("base", "probe_mage")),
@@ -198,11 +207,16 @@ CLAIMS = (
     Claim("padding", "[C] padding generates better (fd_classifier)", ("base", "fd_classifier_mage"),
           ("base", "fd_classifier_other_padding"), "[C]", "mask token", False, "appendix (numbers unconfirmed)",
           why_padding),
+    Claim("padding", "[C] padding generates better (KID)", ("base", "kid_mage"), ("base", "kid_other_padding"),
+          "[C]", "mask token", False, "appendix (numbers unconfirmed)", why_padding),
     Claim("loss", "masked-only loss probes better than all-token loss", ("base", "probe_mage"), ("loss-all", "probe_mage"),
           "masked only", "all tokens", True, "appendix (numbers unconfirmed)", why_loss),
     Claim("loss", "masked-only loss generates better (fd_classifier)", ("base", "fd_classifier_mage"),
           ("loss-all", "fd_classifier_mage"), "masked only", "all tokens", False, "appendix (numbers unconfirmed)",
           why_generation("base", "fd_classifier_mage", "loss-all", "fd_classifier_mage")),
+    Claim("loss", "masked-only loss generates better (KID)", ("base", "kid_mage"), ("loss-all", "kid_mage"),
+          "masked only", "all tokens", False, "appendix (numbers unconfirmed)",
+          why_generation("base", "kid_mage", "loss-all", "kid_mage", "kid")),
     Claim("crops", "strong crops (0.2, 1) generate better than weak (0.8, 1)", ("contrastive", "fd_classifier_mage"),
           ("contrastive", "fd_classifier_mage_crop08"), "(0.2, 1)", "(0.8, 1)", False, "paper figure (numbers unconfirmed)",
           why_generation("contrastive", "fd_classifier_mage", "contrastive", "fd_classifier_mage_crop08")),
@@ -267,6 +281,8 @@ def claim_rows(metrics: dict[str, dict[int, dict]]) -> list[dict]:
         if pairs:
             row["verdict"], row["interval"] = verdict(diffs)
             row["diff"] = _mean_std(diffs)
+        elif seeds:
+            row["verdict"], row["interval"] = "not measured (these runs did not log it)", None
         else:
             row["verdict"], row["interval"] = "not measured (its runs are missing or failed)", None
         rows.append(row)
@@ -390,7 +406,7 @@ def run_grid(preset: str, seeds: int, dataset: str = "", jobs: int = 2, arms: tu
     for a, s in pending:
         if _complete(a, preset, s, dataset):
             status.setdefault(f"{a.name}/{s}", {"status": "done", "seconds": None})
-            status[f"{a.name}/{s}"]["status"] = "done"
+            status[f"{a.name}/{s}"].update(status="done", reused=True)  # its seconds, if any, are an earlier invocation's
         else:  # forget what an earlier invocation said (done on other data, failed): it runs again
             status.pop(f"{a.name}/{s}", None)
             todo.append((a, s))
@@ -534,6 +550,18 @@ def figures(metrics: dict[str, dict[int, dict]], out: Path) -> list[str]:
     return names
 
 
+def preset_line(preset: str, metrics: dict[str, dict[int, dict]]) -> str:
+    """The report's "- preset:" line: what the preset is and the data its runs read (a path named by its file, not
+    by this machine's folders)."""
+    source = next((m.get("dataset", {}).get("source") for by_seed in metrics.values() for m in by_seed.values()), "?")
+    return f"- preset: {load_preset(preset).description}; data: {_file_names(source)}"
+
+
+def _file_names(text: str) -> str:
+    """``text`` with each absolute path replaced by its file name (a report names no folder of the machine it ran on)."""
+    return re.sub(r"/\S+", lambda p: Path(p.group(0)).name, text)
+
+
 def write_report(preset: str, seeds: int, status: dict, metrics: dict[str, dict[int, dict]], command: str,
                  out: Path, wall_s: float | None = None) -> Path:
     """reports/<preset>/: README.md, figures/, metrics/ (and notebooks/ HTML copied by :func:`main`)."""
@@ -544,14 +572,14 @@ def write_report(preset: str, seeds: int, status: dict, metrics: dict[str, dict[
         for s, m in by_seed.items():
             save_json(m, out / "metrics" / arm / f"seed{s}.json")
     figs = figures(metrics, out / "figures")
-    cfg = load_preset(preset)
-    source = next((m.get("dataset", {}).get("source") for by_seed in metrics.values() for m in by_seed.values()), "?")
     secs = [v["seconds"] for v in status.values() if v.get("seconds")]
     failed = {k: v for k, v in status.items() if v.get("status") in ("failed", "skipped")}
+    reused = sum(v.get("status") == "done" and bool(v.get("reused")) for v in status.values())
     lines = [f"# Ablation report: preset `{preset}`, {seeds} seed{'s' if seeds != 1 else ''}", "",
              f"Produced by `{command}`.", "",
-             f"- preset: {cfg.description}; data: {source}",
+             preset_line(preset, metrics),
              f"- runs: {sum(len(v) for v in metrics.values())} notebook runs finished, {len(failed)} failed or skipped"
+             + (f", {reused} reused from an earlier invocation" if reused else "")
              + (f"; {sum(secs) / 60:.0f} min of notebook time" if secs else "")
              + (f", {wall_s / 60:.0f} min wall-clock this invocation" if wall_s else ""),
              "- A: the paper's preferred setting, B: the alternative. The verdict comes from the paired per-seed "
@@ -572,11 +600,55 @@ def write_report(preset: str, seeds: int, status: dict, metrics: dict[str, dict[
     return out / "README.md"
 
 
-def publish_table(table: str) -> None:
-    """Put ``table`` in the project README, between the report-table markers."""
+VERDICT_GROUPS = (  # (verdict prefix, how the summary names the group)
+    ("reproduced", "**reproduced**"),
+    ("not reproduced", "**not reproduced at this scale**, the opposite beyond the seed spread"),
+    ("inconclusive", "**inconclusive**, the interval contains zero"),
+    ("not measured", "**not measured**"),
+)
+
+
+def run_facts(report_readme: str) -> tuple[str, str]:
+    """(command, runs line) as a written report states them (its "Produced by" and "- runs:" lines)."""
+    command = re.search(r"^Produced by `([^`]+)`", report_readme, re.M)
+    runs = re.search(r"^- runs: (.+)$", report_readme, re.M)
+    if not (command and runs):
+        raise ConfigError("the report's README lacks its 'Produced by' or '- runs:' line; re-run the report command to rewrite it")
+    return command.group(1), runs.group(1)
+
+
+def render_summary(metrics: dict[str, dict[int, dict]], report_readme: str) -> str:
+    """The project README's summary of the report: how it was made, what reproduces at 32 px (the claims grouped by
+    verdict) and the generation metrics' sampling noise against the untrained-to-real gap in this preset."""
+    command, runs = run_facts(report_readme)
+    rows = claim_rows(metrics)
+    seeds = max((len(r["seeds"]) for r in rows), default=0)
+    lines = [f"Measured with `{command}`: {runs}. Figures and per-seed metrics: "
+             "[`reports/report/`](reports/report/README.md).", "",
+             f"**What reproduces at 32 px**, from the verdicts of the {len(rows)} rows below ({seeds} seeds):"]
+    for prefix, label in VERDICT_GROUPS:
+        claims = [r["claim"].claim for r in rows if r["verdict"].startswith(prefix)]
+        if claims:
+            lines.append(f"- {label} ({len(claims)}): " + "; ".join(claims))
+    noise = [m["generation_noise"] for m in metrics.get("base", {}).values() if "generation_noise" in m]
+    if noise:
+        parts = []
+        for kind, name in (("fd", "fd_classifier"), ("kid", "KID")):
+            std = sum(n[f"{kind}_std"] for n in noise) / len(noise)
+            ratio = sum(n[f"{kind}_ratio"] for n in noise) / len(noise)
+            parts.append(f"{name} {std:.3g} ({ratio:.1%} of the untrained-to-real gap, "
+                         f"{'within' if ratio <= 0.2 else 'above'} a fifth of it)")
+        lines.append(f"- **generation metrics' sampling noise** in this preset (one model's std over 3 sampling seeds, "
+                     f"mean over {len(noise)} seeds of the base run): " + "; ".join(parts))
+    return "\n".join(lines)
+
+
+def publish(metrics: dict[str, dict[int, dict]], report_readme: str) -> None:
+    """Put the report's table and its summary in the project README, between their markers."""
     readme = REPO_ROOT / "README.md"
-    readme.write_text(replace_block(readme.read_text(), TABLE_START, TABLE_END, table))
-    print(f"rendered the report's table in {readme}")
+    text = replace_block(readme.read_text(), TABLE_START, TABLE_END, render_table(metrics))
+    readme.write_text(replace_block(text, SUMMARY_START, SUMMARY_END, render_summary(metrics, report_readme)))
+    print(f"rendered the report's summary and table in {readme}")
 
 
 def table_from_readme(text: str) -> str:
@@ -629,11 +701,13 @@ def _report(args) -> int:
         if not (out / "README.md").exists():
             raise ConfigError(f"--render-only needs a report in {out}, and there is none; run without --render-only first")
         text = (out / "README.md").read_text()
-        fresh = render_table(load_report_metrics(out))
-        (out / "README.md").write_text(text.replace(table_from_readme(text), fresh))
+        metrics = load_report_metrics(out)
+        text = text.replace(table_from_readme(text), render_table(metrics))
+        text = re.sub(r"^- preset: .*$", lambda line: _file_names(line.group(0)), text, count=1, flags=re.M)
+        (out / "README.md").write_text(text)
         print(f"re-rendered {out / 'README.md'}")
         if out == REPO_ROOT / "reports" / "report":  # the project README shows the committed report's table
-            publish_table(fresh)
+            publish(metrics, text)
         return 0
     command = " ".join(["python -m mage_lite.report", f"--preset {args.preset}", f"--seeds {args.seeds}"]
                        + ([f"--dataset {args.dataset}"] if args.dataset else []) + ([f"--jobs {args.jobs}"] if args.jobs != 2 else []))

@@ -3,11 +3,13 @@ resume, failed runs named, and (in smoke, one seed) the whole command."""
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
 
 from mage_lite import report
+from mage_lite.artifacts import block_between
 from mage_lite.report import ARMS, CLAIMS, Arm, load_report_metrics, render_table, table_from_readme, verdict
 
 REPO = Path(__file__).resolve().parents[1]
@@ -97,8 +99,10 @@ def test_committed_report_matches_the_metrics_it_was_rendered_from():
         for m in by_seed.values():
             assert m["preset"] == "report" and m["complete"] is True
     assert json.loads(json.dumps(metrics))  # plain JSON, nothing else
-    # the README's results section is that very table
-    assert table_from_readme((REPO / "README.md").read_text()) == table_from_readme(text)
+    # the README's results section is that very table, under the summary rendered from the same metrics
+    project = (REPO / "README.md").read_text()
+    assert table_from_readme(project) == table_from_readme(text)
+    assert block_between(project, report.SUMMARY_START, report.SUMMARY_END) == report.render_summary(metrics, text)
 
 
 def test_bad_arguments_get_one_line(capsys, tmp_path):
@@ -114,12 +118,46 @@ def test_each_verdict_comes_with_its_measured_mechanism():
     for s in m["base"]:
         m["base"][s].update(masked_acc=7.0 + s, masked_acc_baseline=1.5, mode_share=0.30, mode_share_true=0.10,
                             budgets={"mae": {"epochs": 1.02}, "mage": {"epochs": 1.02}},
-                            generation_noise={"fd_std": 0.5}, fd_classifier_real=1.0, fd_classifier_untrained=60.0)
+                            generation_noise={"fd_std": 0.5, "kid_std": 0.01}, fd_classifier_real=1.0, fd_classifier_untrained=60.0,
+                            kid_mage=0.5, kid_fixed075=0.6, kid_real=0.001, kid_untrained=1.2)
     rows = render_table(m).splitlines()[2:]
-    why = [r.split("|")[-2].strip() for r in rows]
-    assert "budget 1.02 epochs each (MAE 1.02)" in why[0] and "accuracy 8.0 % against a 1.5 % most-frequent" in why[0]
-    assert "mode share 30% (true tokens 10%)" in why[0]
-    assert why[2].startswith("difference -10.00 against one model's sampling std 0.50")  # fd 51 vs 61 (seed means)
-    assert why[3] == "seed-to-seed std of the A arm 1.00 over 3 seeds"
-    assert "continuous 0.78" not in why[4] and why[4] == "no mechanism metric logged"  # not in the fake metrics
-    assert why[-1] == ""  # a claim not measured gets no mechanism
+    why = {r.split("|")[1].strip(): r.split("|")[-2].strip() for r in rows}
+    first = why["MAGE's linear probe beats MAE's"]
+    assert "budget 1.02 epochs each (MAE 1.02)" in first and "accuracy 8.0 % against a 1.5 % most-frequent" in first
+    assert "mode share 30% (true tokens 10%)" in first
+    fd = why["variable masking generates better (fd_classifier, lower is better)"]
+    assert fd.startswith("difference -10.00 against one model's sampling std 0.50")  # fd 51 vs 61 (seed means)
+    kid = why["variable masking generates better (KID, lower is better)"]
+    assert kid == "difference -0.100 against one model's sampling std 0.010 (3 sampling seeds); real images score 0.001, the untrained model 1.200"
+    assert why["variable masking probes better"] == "seed-to-seed std of the A arm 1.00 over 3 seeds"
+    loss = why["continuous input reaches a lower training loss"]
+    assert "continuous 0.78" not in loss and loss == "no mechanism metric logged"  # not in the fake metrics
+    assert why["MAGE-C generates as well as MAGE (fd_classifier)"] == ""  # a claim not measured gets no mechanism
+
+
+def test_summary_groups_the_claims_by_verdict_and_states_the_noise():
+    m = _fake_metrics()
+    for s in m["base"]:
+        m["base"][s]["generation_noise"] = {"fd_std": 0.4 + 0.2 * s, "fd_ratio": 0.01, "kid_std": 0.01, "kid_ratio": 0.3}
+    readme = ("# Ablation report\n\nProduced by `python -m mage_lite.report --preset report --seeds 3`.\n\n"
+              "- runs: 12 notebook runs finished, 0 failed or skipped; 200 min of notebook time, 110 min wall-clock this invocation\n")
+    text = report.render_summary(m, readme)
+    assert text.startswith("Measured with `python -m mage_lite.report --preset report --seeds 3`: 12 notebook runs finished")
+    lines = {re.match(r"- \*\*(.+?)\*\*", line).group(1): line for line in text.splitlines() if line.startswith("- ")}
+    rows = report.claim_rows(m)
+    counts = [int(re.search(r"\((\d+)\): ", line).group(1)) for key, line in lines.items() if not key.startswith("generation")]
+    assert sum(counts) == len(rows)  # every claim in exactly one group
+    assert "MAGE's linear probe beats MAE's" in lines["not reproduced at this scale"]  # 30 vs 40 on every seed
+    assert "variable masking generates better (fd_classifier, lower is better)" in lines["reproduced"]
+    assert "MAGE-C's linear probe beats MAGE's" in lines["not measured"]
+    noise = lines["generation metrics' sampling noise"]
+    assert "fd_classifier 0.6 (1.0% of the untrained-to-real gap, within a fifth of it)" in noise  # mean of 0.4, 0.6, 0.8
+    assert "KID 0.01 (30.0% of the untrained-to-real gap, above a fifth of it)" in noise
+    with pytest.raises(report.ConfigError, match="Produced by"):
+        report.render_summary(m, "# a report without its header lines")
+
+
+def test_a_report_names_data_by_file_not_by_this_machines_folders():
+    assert report._file_names("image folder /home/me/data/cifar10-jpg.tar.gz; seed 0") == "image folder cifar10-jpg.tar.gz; seed 0"
+    m = {"base": {0: {"dataset": {"source": "image folder /srv/x/cifar"}}}}
+    assert report.preset_line("smoke", m).endswith("; data: image folder cifar")
