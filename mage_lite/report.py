@@ -125,7 +125,11 @@ def why_generation(arm_a: str, key_a, arm_b: str, key_b, kind: str = "fd") -> Ca
         a, b = _avg(m, arm_a, key_a), _avg(m, arm_b, key_b)
         if a is None or b is None:
             return "no mechanism metric logged"
-        return _facts(m, (f"difference {diff.format(a - b)} against one model's sampling std {std} (3 sampling seeds)",
+        paired = [_value(m[arm_a][s], key_a) - _value(m[arm_b][s], key_b) for s in set(m[arm_a]) & set(m[arm_b])
+                  if _value(m[arm_a][s], key_a) is not None and _value(m[arm_b][s], key_b) is not None]
+        spread = f" (seed-to-seed std {std.format(_mean_std(paired)[1])})" if len(paired) > 1 else ""
+        # the two sources of spread side by side: the models' (training seeds) and the metric's (sampling seeds)
+        return _facts(m, (f"difference {diff.format(a - b)}{spread} against one model's sampling std {std} (3 sampling seeds)",
                           ("base", _noise(kind))),
                       (f"real images score {level}, the untrained model {level}", ("base", real), ("base", untrained)))
     return why

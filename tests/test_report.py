@@ -126,9 +126,9 @@ def test_each_verdict_comes_with_its_measured_mechanism():
     assert "budget 1.02 epochs each (MAE 1.02)" in first and "accuracy 8.0 % against a 1.5 % most-frequent" in first
     assert "mode share 30% (true tokens 10%)" in first
     fd = why["variable masking generates better (fd_classifier, lower is better)"]
-    assert fd.startswith("difference -10.00 against one model's sampling std 0.50")  # fd 51 vs 61 (seed means)
+    assert fd.startswith("difference -10.00 (seed-to-seed std 0.00) against one model's sampling std 0.50")  # 51 vs 61
     kid = why["variable masking generates better (KID, lower is better)"]
-    assert kid == "difference -0.100 against one model's sampling std 0.010 (3 sampling seeds); real images score 0.001, the untrained model 1.200"
+    assert kid == "difference -0.100 (seed-to-seed std 0.000) against one model's sampling std 0.010 (3 sampling seeds); real images score 0.001, the untrained model 1.200"
     assert why["variable masking probes better"] == "seed-to-seed std of the A arm 1.00 over 3 seeds"
     loss = why["continuous input reaches a lower training loss"]
     assert "continuous 0.78" not in loss and loss == "no mechanism metric logged"  # not in the fake metrics
