@@ -2,7 +2,7 @@
 
     python -m mage_lite.report --preset report --seeds 3 --dataset PATH/TO/cifar10-jpg.tar.gz
     python -m mage_lite.report --preset smoke --seeds 1          # seconds: checks the machinery
-    python -m mage_lite.report --preset report --render-only     # re-render from reports/report/metrics/
+    python -m mage_lite.report --preset report --render-only     # re-render table and figures from reports/report/metrics/
 
 Each arm of the grid is one notebook (03-05) executed by papermill with its parameters and
 config overrides, once per seed, two at a time on separate processes (``--jobs``). A run
@@ -691,7 +691,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dataset", default="", help="'shapes', 'cifar10' or a path to an image-folder dataset")
     ap.add_argument("--jobs", type=int, default=2, help="notebook runs at a time (default 2: one per core on 2 cores)")
     ap.add_argument("--out", default="", help="report folder (default reports/<preset>)")
-    ap.add_argument("--render-only", action="store_true", help="re-render README.md from the report's metrics/ folder")
+    ap.add_argument("--render-only", action="store_true", help="re-render README.md and the figures from the report's metrics/ folder")
     args = ap.parse_args(argv)
     return cli(lambda: _report(args))
 
@@ -709,7 +709,8 @@ def _report(args) -> int:
         text = text.replace(table_from_readme(text), render_table(metrics))
         text = re.sub(r"^- preset: .*$", lambda line: _file_names(line.group(0)), text, count=1, flags=re.M)
         (out / "README.md").write_text(text)
-        print(f"re-rendered {out / 'README.md'}")
+        figures(metrics, out / "figures")
+        print(f"re-rendered {out / 'README.md'} and its figures")
         if out == REPO_ROOT / "reports" / "report":  # the project README shows the committed report's table
             publish(metrics, text)
         return 0
