@@ -204,7 +204,7 @@ def test_report_reruns_what_was_done_on_other_data(tmp_path, monkeypatch, capsys
     monkeypatch.setenv("MAGE_LITE_RUNS_DIR", str(tmp_path / "runs"))
     folder = _image_folder(tmp_path / "pets")
     _fake_run("smoke", 0)
-    assert report.run_grid("smoke", 1, arms=(BASE,)) == {"base/0": {"status": "done", "seconds": None}}
+    assert report.run_grid("smoke", 1, arms=(BASE,)) == {"base/0": {"status": "done", "seconds": None, "reused": True}}
     assert "1 already finished, 0 to run" in capsys.readouterr().out
     started = []
 
