@@ -125,8 +125,7 @@ def why_generation(arm_a: str, key_a, arm_b: str, key_b, kind: str = "fd") -> Ca
         a, b = _avg(m, arm_a, key_a), _avg(m, arm_b, key_b)
         if a is None or b is None:
             return "no mechanism metric logged"
-        paired = [_value(m[arm_a][s], key_a) - _value(m[arm_b][s], key_b) for s in set(m[arm_a]) & set(m[arm_b])
-                  if _value(m[arm_a][s], key_a) is not None and _value(m[arm_b][s], key_b) is not None]
+        paired = [va - vb for _, va, vb in _pairs(m, (arm_a, key_a), (arm_b, key_b))]
         spread = f" (seed-to-seed std {std.format(_mean_std(paired)[1])})" if len(paired) > 1 else ""
         # the two sources of spread side by side: the models' (training seeds) and the metric's (sampling seeds)
         return _facts(m, (f"difference {diff.format(a - b)}{spread} against one model's sampling std {std} (3 sampling seeds)",
@@ -272,13 +271,19 @@ def verdict(diffs: list[float]) -> tuple[str, tuple[float, float] | None]:
     return "inconclusive", (lo, hi)
 
 
+def _pairs(metrics: dict[str, dict[int, dict]], a: tuple, b: tuple) -> list[tuple[int, float, float]]:
+    """(seed, value of a, value of b) for every seed where both (arm, key) sides were logged."""
+    seeds = sorted(set(metrics.get(a[0], {})) & set(metrics.get(b[0], {})))
+    pairs = [(s, _value(metrics[a[0]][s], a[1]), _value(metrics[b[0]][s], b[1])) for s in seeds]
+    return [(s, va, vb) for s, va, vb in pairs if va is not None and vb is not None]
+
+
 def claim_rows(metrics: dict[str, dict[int, dict]]) -> list[dict]:
     """metrics[arm][seed] -> one row per claim with the per-seed values, summaries and verdict."""
     rows = []
     for c in CLAIMS:
         seeds = sorted(set(metrics.get(c.a[0], {})) & set(metrics.get(c.b[0], {})))
-        pairs = [(s, _value(metrics[c.a[0]][s], c.a[1]), _value(metrics[c.b[0]][s], c.b[1])) for s in seeds]
-        pairs = [(s, a, b) for s, a, b in pairs if a is not None and b is not None]
+        pairs = _pairs(metrics, c.a, c.b)
         sign = 1 if c.higher_is_better else -1
         diffs = [sign * (a - b) for _, a, b in pairs]
         row = {"claim": c, "seeds": [s for s, _, _ in pairs], "a": [a for _, a, _ in pairs], "b": [b for _, _, b in pairs]}
@@ -638,8 +643,8 @@ def render_summary(metrics: dict[str, dict[int, dict]], report_readme: str) -> s
     if noise:
         parts = []
         for kind, name in (("fd", "fd_classifier"), ("kid", "KID")):
-            std = sum(n[f"{kind}_std"] for n in noise) / len(noise)
-            ratio = sum(n[f"{kind}_ratio"] for n in noise) / len(noise)
+            std = _mean_std([n[f"{kind}_std"] for n in noise])[0]
+            ratio = _mean_std([n[f"{kind}_ratio"] for n in noise])[0]
             parts.append(f"{name} {std:.3g} ({ratio:.1%} of the untrained-to-real gap, "
                          f"{'within' if ratio <= 0.2 else 'above'} a fifth of it)")
         lines.append(f"- **generation metrics' sampling noise** in this preset (one model's std over 3 sampling seeds, "
