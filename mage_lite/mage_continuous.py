@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from .mage import MAGE, MAGEConfig
 
@@ -46,6 +47,18 @@ class ContinuousMAGE(MAGE):
             raise ValueError(f"a continuous-input MAGE reads features (B, L, C), got {feats.dtype} {tuple(feats.shape)}")
         x = self.feature_proj(feats.to(self.feature_proj.weight.dtype))  # (B, L, D)
         return torch.where(masked[..., None], self.token_emb.weight[self.mask_id].to(x.dtype), x)  # same [MASK] as tokens
+
+    def head(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, Dd) -> logits (B, T, K), as MAGE's head but with code vectors that learn.
+
+        MAGE ties its output to the detached token embedding, which a token model trains through
+        its input. Here the input is the projected feature, so nothing else would train the K code
+        rows: they would stay at their random initialisation, and the model would have to express
+        every prediction against fixed random class vectors. They learn through the head instead.
+        """
+        h = self.head_norm(F.gelu(self.head_fc(x)))  # (B, T, D)
+        K = self.cfg.codebook_size
+        return h @ self.token_emb.weight[:K].t().to(h.dtype) + self.head_bias[:K].to(h.dtype)  # (B, T, K)
 
     def forward(self, ids, masked=None, dropped=None, ratio: float | None = None, generator=None, features=None):
         """As :meth:`MAGE.forward`, the encoder reading ``features`` (B, L, C); ``ids`` (B, L) stay the targets."""

@@ -11,6 +11,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .augment import random_resized_crop, to_float
 from .fd import FDReference, decode_ids, get_fd_classifier, shared_models_dir
 from .generate import iterative_decode
 from .mage import mode_counts
@@ -35,7 +36,13 @@ def masked_token_accuracy(model, ids: torch.Tensor, ratio: float = 0.75, seed: i
     predicts the most frequent code of ``ids`` everywhere, on the same masked positions. A
     continuous-input model reads ``features`` (N, L, C), the unquantized ids.
 
-    Returns {"acc", "baseline", "mode" (that code), "positions" (masked positions scored)}.
+    Besides top-1, how much probability the model puts where: on the same positions, the mean
+    cross-entropy of the true code without label smoothing ("nll", nats), the mean probability
+    of the true code ("p_true") and the mean entropy of the predicted distribution ("entropy",
+    nats). Two models can rank the true code first equally often and still differ in loss.
+
+    Returns {"acc", "baseline", "mode" (that code), "positions" (masked positions scored),
+    "nll", "p_true", "entropy"}.
     """
     device = next(model.parameters()).device
     ids = ids.flatten(1)
@@ -44,6 +51,7 @@ def masked_token_accuracy(model, ids: torch.Tensor, ratio: float = 0.75, seed: i
     was_training = model.training
     model.eval()
     correct = base = total = 0
+    nll = p_true = entropy = 0.0
     try:
         for i in range(0, len(ids), batch_size):
             x = ids[i:i + batch_size].to(device)
@@ -52,9 +60,15 @@ def masked_token_accuracy(model, ids: torch.Tensor, ratio: float = 0.75, seed: i
             correct += int((logits.argmax(-1) == x)[m].sum())
             base += int((x == mode)[m].sum())
             total += int(m.sum())
+            logp = F.log_softmax(logits.float()[m], dim=-1)  # (masked positions, K)
+            logp_true = logp.gather(1, x[m][:, None]).squeeze(1)  # (masked positions,)
+            nll -= float(logp_true.sum())
+            p_true += float(logp_true.exp().sum())
+            entropy -= float((logp.exp() * logp).sum())
     finally:
         model.train(was_training)
-    return {"acc": 100.0 * correct / total, "baseline": 100.0 * base / total, "mode": mode, "positions": total}
+    return {"acc": 100.0 * correct / total, "baseline": 100.0 * base / total, "mode": mode, "positions": total,
+            "nll": nll / total, "p_true": p_true / total, "entropy": entropy / total}
 
 
 def mode_share(pred: torch.Tensor, mask: torch.Tensor) -> float:
@@ -261,7 +275,7 @@ class GenerationScorer:
     """
 
     def __init__(self, run, tokenizer):
-        self.gen, self.seed, self.tokenizer = run.cfg.generation, run.seed, tokenizer
+        self.gen, self.seed, self.tokenizer, self.device = run.cfg.generation, run.seed, tokenizer, run.device
         self.classifier, self.classifier_acc = get_fd_classifier(
             run.data, run.cfg.fd_classifier, run.cfg.fd_classifier_train, shared_models_dir(), run.device)
         g, train = self.gen, run.data.train_images
@@ -285,6 +299,16 @@ class GenerationScorer:
     def score(self, images: torch.Tensor) -> float:
         """fd_classifier of images (n, 3, H, W) against the reference images."""
         return self.ref.score(images)
+
+    def views_score(self, crop_scale: tuple[float, float], seed: int = 0) -> float:
+        """fd_classifier of what a model trained with RandomResizedCrop(``crop_scale``) learns to
+        imitate: the real test images, each cropped (and flipped) once as in training, through the
+        tokenizer. A model can at best generate its training distribution, so this is the floor
+        its samples are read against (the uncropped reconstructions are ``recon``)."""
+        views = random_resized_crop(to_float(self.real_images), tuple(crop_scale), hflip=True,
+                                    generator=torch.Generator().manual_seed(seed))  # (n, 3, H, W) in [0, 1]
+        views = (views.clamp(0, 1) * 255).round().to(torch.uint8)
+        return self.score(decode_ids(self.tokenizer, encode_dataset(self.tokenizer, views, device=self.device)))
 
     def metrics(self, images: torch.Tensor) -> dict[str, float]:
         """{"fd", "kid", "kid_std", "precision", "recall"} of images (n, 3, H, W), in one pass of features."""

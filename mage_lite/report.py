@@ -86,6 +86,9 @@ def _avg(metrics: dict[str, dict[int, dict]], arm: str, key) -> float | None:
     return sum(vals) / len(vals) if vals else None
 
 
+NO_MECHANISM = "no mechanism metric logged"
+
+
 def _facts(metrics: dict, *parts: tuple) -> str:
     """"; "-joined facts, each (template, (arm, key), ...) filled with seed means; a fact whose metrics are
     missing is left out (older runs did not log it)."""
@@ -94,7 +97,15 @@ def _facts(metrics: dict, *parts: tuple) -> str:
         vals = [_avg(metrics, arm, key) for arm, key in keys]
         if all(v is not None for v in vals):
             out.append(template.format(*vals))
-    return "; ".join(out) or "no mechanism metric logged"
+    return "; ".join(out) or NO_MECHANISM
+
+
+def _with_facts(why: Callable[[dict], str], *parts: tuple) -> Callable[[dict], str]:
+    """``why`` with the :func:`_facts` of ``parts`` before it (left out where not logged)."""
+    def both(m: dict) -> str:
+        first, rest = _facts(m, *parts), why(m)
+        return "; ".join(x for x in (first, rest) if x != NO_MECHANISM) or NO_MECHANISM
+    return both
 
 
 def _epochs(model: str) -> Callable[[dict], float]:
@@ -124,7 +135,7 @@ def why_generation(arm_a: str, key_a, arm_b: str, key_b, kind: str = "fd") -> Ca
     def why(m: dict) -> str:
         a, b = _avg(m, arm_a, key_a), _avg(m, arm_b, key_b)
         if a is None or b is None:
-            return "no mechanism metric logged"
+            return NO_MECHANISM
         paired = [va - vb for _, va, vb in _pairs(m, (arm_a, key_a), (arm_b, key_b))]
         spread = f" (seed-to-seed std {std.format(_mean_std(paired)[1])})" if len(paired) > 1 else ""
         # the two sources of spread side by side: the models' (training seeds) and the metric's (sampling seeds)
@@ -144,7 +155,11 @@ def why_quantization(m: dict) -> str:
     return _facts(m, ("a feature's variance explained by its 4 neighbours: continuous {:.2f}, quantized {:.2f}",
                       ("quantization", "neighbour_r2_continuous"), ("quantization", "neighbour_r2_quantized")),
                   ("masked-token accuracy tokens {:.1f} % vs continuous {:.1f} %",
-                   ("quantization", "masked_acc_tokens"), ("quantization", "masked_acc_continuous")))
+                   ("quantization", "masked_acc_tokens"), ("quantization", "masked_acc_continuous")),
+                  ("on test tokens, cross-entropy without smoothing tokens {:.2f} vs continuous {:.2f}, "
+                   "probability on the true code {:.3f} vs {:.3f}", ("quantization", "masked_nll_tokens"),
+                   ("quantization", "masked_nll_continuous"), ("quantization", "masked_p_true_tokens"),
+                   ("quantization", "masked_p_true_continuous")))
 
 
 def why_contrastive(m: dict) -> str:
@@ -222,7 +237,10 @@ CLAIMS = (
           why_generation("base", "kid_mage", "loss-all", "kid_mage", "kid")),
     Claim("crops", "strong crops (0.2, 1) generate better than weak (0.8, 1)", ("contrastive", "fd_classifier_mage"),
           ("contrastive", "fd_classifier_mage_crop08"), "(0.2, 1)", "(0.8, 1)", False, "paper figure (numbers unconfirmed)",
-          why_generation("contrastive", "fd_classifier_mage", "contrastive", "fd_classifier_mage_crop08")),
+          _with_facts(why_generation("contrastive", "fd_classifier_mage", "contrastive", "fd_classifier_mage_crop08"),
+                      ("the training views themselves (tokenized crops of real images) score (0.2, 1) {:.1f} vs "
+                       "(0.8, 1) {:.1f}", ("contrastive", "fd_classifier_views"),
+                       ("contrastive", "fd_classifier_views_crop08")))),
     Claim("crops", "strong crops (0.2, 1) probe better than weak (0.8, 1)", ("contrastive", "probe_mage"),
           ("contrastive", "probe_mage_crop08"), "(0.2, 1)", "(0.8, 1)", True, "none given",
           why_seed_spread("contrastive", "probe_mage")),
@@ -398,8 +416,14 @@ def start_worker(cmd: list[str], log, jobs: int) -> subprocess.Popen:
                             env={**os.environ, "MAGE_LITE_JOBS": str(jobs)})
 
 
-def run_grid(preset: str, seeds: int, dataset: str = "", jobs: int = 2, arms: tuple = ARMS) -> dict:
-    """Run every (arm, seed) not finished yet; returns {"arm/seed": {"status", "seconds", "error"}}."""
+def run_grid(preset: str, seeds: int, dataset: str = "", jobs: int = 2, arms: tuple = ARMS, rerun: tuple = ()) -> dict:
+    """Run every (arm, seed) not finished yet, and the arms named in ``rerun`` again (e.g. after their
+    notebook learned to log more; the models they trained are still reused); returns
+    {"arm/seed": {"status", "seconds", "error"}}."""
+    unknown = sorted(set(rerun) - {a.name for a in arms})
+    if unknown:
+        raise ConfigError(f"--rerun names no arm of the grid: {', '.join(unknown)}; "
+                          f"the arms are {', '.join(a.name for a in arms)}")
     load_preset(preset, dataset=dataset)  # refuse a bad preset or dataset before starting anything
     dataset = resolve_dataset(dataset)
     log_dir = runs_root() / preset / "report"
@@ -413,7 +437,7 @@ def run_grid(preset: str, seeds: int, dataset: str = "", jobs: int = 2, arms: tu
     pending.sort(key=lambda t: (t[0].after != "", t[1]))  # every seed's base first: it trains what the others reuse
     todo = []
     for a, s in pending:
-        if _complete(a, preset, s, dataset):
+        if a.name not in rerun and _complete(a, preset, s, dataset):
             status.setdefault(f"{a.name}/{s}", {"status": "done", "seconds": None})
             status[f"{a.name}/{s}"].update(status="done", reused=True)  # its seconds, if any, are an earlier invocation's
         else:  # forget what an earlier invocation said (done on other data, failed): it runs again
@@ -697,6 +721,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=2, help="notebook runs at a time (default 2: one per core on 2 cores)")
     ap.add_argument("--out", default="", help="report folder (default reports/<preset>)")
     ap.add_argument("--render-only", action="store_true", help="re-render README.md and the figures from the report's metrics/ folder")
+    ap.add_argument("--rerun", nargs="+", default=[], metavar="ARM",
+                    help="run these arms again even where finished (their trained models are reused)")
     args = ap.parse_args(argv)
     return cli(lambda: _report(args))
 
@@ -720,9 +746,10 @@ def _report(args) -> int:
             publish(metrics, text)
         return 0
     command = " ".join(["python -m mage_lite.report", f"--preset {args.preset}", f"--seeds {args.seeds}"]
-                       + ([f"--dataset {args.dataset}"] if args.dataset else []) + ([f"--jobs {args.jobs}"] if args.jobs != 2 else []))
+                       + ([f"--dataset {args.dataset}"] if args.dataset else []) + ([f"--jobs {args.jobs}"] if args.jobs != 2 else [])
+                       + ([f"--rerun {' '.join(args.rerun)}"] if args.rerun else []))
     t0 = time.perf_counter()
-    status = run_grid(args.preset, args.seeds, args.dataset, args.jobs)
+    status = run_grid(args.preset, args.seeds, args.dataset, args.jobs, rerun=tuple(args.rerun))
     metrics = collect(args.preset, args.seeds, args.dataset)
     path = write_report(args.preset, args.seeds, status, metrics, command, out, time.perf_counter() - t0)
     html = runs_root() / args.preset / "report" / "notebooks"

@@ -96,11 +96,16 @@ TABLES: dict[str, list[Row]] = {
         Row("views matched to their partner, first -> last", "04", pair(share("view_match_first"), share("view_match_last"))),
         Row("20-NN accuracy: MAGE / MAGE-C", "04", pair(pct("knn_mage"), pct("knn_mage_c"), " / ")),
         Row("fd_classifier: MAGE / MAGE-C", "04", pair(num("fd_classifier_mage", 1), num("fd_classifier_mage_c", 1), " / ")),
+        Row("crops (0.2, 1) / (0.8, 1): MAGE's fd_classifier, and its training views' own", "04",
+            lambda m: f"{m['fd_classifier_mage']:.1f} / {m['fd_classifier_mage_crop08']:.1f}, "
+                      f"views {m['fd_classifier_views']:.1f} / {m['fd_classifier_views_crop08']:.1f}"),
     ],
     "The quantization shortcut (notebook 05)": [
         Row("centre feature's variance explained by its 4 neighbours: continuous / quantized", "05",
             pair(num("neighbour_r2_continuous"), num("neighbour_r2_quantized"), " / ")),
         Row("final training loss: tokens / continuous input", "05", pair(num("loss_last_tokens"), num("loss_last_continuous"), " / ")),
+        Row("on test tokens, cross-entropy without smoothing: tokens / continuous input", "05",
+            pair(num("masked_nll_tokens"), num("masked_nll_continuous"), " / ")),
         Row("linear probe: tokens / continuous input", "05", pair(pct("probe_tokens"), pct("probe_continuous"), " / ")),
     ],
 }

@@ -107,7 +107,15 @@ plt.show()
 #
 # The token model is notebook 03's MAGE (reused when 03 ran first); the continuous model
 # differs only in `mage.input` (`ContinuousMAGE` in `mage_lite/mage_continuous.py`: MAGE with
-# a feature projection where the token embedding was).
+# a feature projection where the token embedding was). One more difference follows from that:
+# MAGE's head scores the codes against the token embedding without training it (the token
+# model trains it through its input), so the continuous model lets its code vectors learn
+# through the head instead of keeping them random (`docs/method.md`, section 6).
+#
+# Besides the training loss (label-smoothed, on augmented crops), both models are scored on
+# test tokens: the cross-entropy without smoothing, the probability they give the true code,
+# and the entropy of their predictions. A model can rank the right code first more often and
+# still be less sure of it.
 
 # %%
 tokens_model, hist_tokens = run.main_mage(tokenizer)
@@ -115,11 +123,16 @@ cont_model, hist_cont = run.mage(tokenizer, "mage-continuous", input="continuous
 acc_tokens = masked_token_accuracy(tokens_model, test_ids, 0.75, seed)
 acc_cont = masked_token_accuracy(cont_model, test_ids, 0.75, seed, features=test_feats)
 print(f"final training loss: tokens {hist_tokens[-1]['loss']:.3f}, continuous {hist_cont[-1]['loss']:.3f}")
+print(f"test cross-entropy (no label smoothing): tokens {acc_tokens['nll']:.3f}, continuous {acc_cont['nll']:.3f}; "
+      f"probability on the true code {acc_tokens['p_true']:.3f} vs {acc_cont['p_true']:.3f}; "
+      f"entropy of the prediction {acc_tokens['entropy']:.2f} vs {acc_cont['entropy']:.2f} nats")
 print(f"masked-token accuracy at 0.75 (test): tokens {acc_tokens['acc']:.2f} %, continuous {acc_cont['acc']:.2f} % "
       f"(most-frequent-code baseline {acc_tokens['baseline']:.2f} %)")
 run.log(loss_first_tokens=hist_tokens[0]["loss"], loss_last_tokens=hist_tokens[-1]["loss"],
         loss_first_continuous=hist_cont[0]["loss"], loss_last_continuous=hist_cont[-1]["loss"],
-        masked_acc_tokens=acc_tokens["acc"], masked_acc_continuous=acc_cont["acc"], masked_acc_baseline=acc_tokens["baseline"])
+        masked_acc_tokens=acc_tokens["acc"], masked_acc_continuous=acc_cont["acc"], masked_acc_baseline=acc_tokens["baseline"],
+        **{f"masked_{k}_{arm}": acc[k] for arm, acc in (("tokens", acc_tokens), ("continuous", acc_cont))
+           for k in ("nll", "p_true", "entropy")})
 
 fig = curve_panels([({"tokens": hist_tokens, "continuous": hist_cont}, "loss", "training loss (cross-entropy on masked tokens)"),
                     ({"tokens": hist_tokens, "continuous": hist_cont}, "acc", "masked-token accuracy on training batches")],

@@ -12,7 +12,8 @@ pytestmark = pytest.mark.slow
 NB = "04_contrastive_cotraining"
 KEYS = ["contrastive_loss_first", "contrastive_loss_last", "view_match_first", "view_match_last", "probe_mage", "probe_mage_c",
         "probe_random_encoder", "knn_mage", "knn_mage_c", "knn_random_encoder", "fd_classifier_mage", "fd_classifier_mage_c",
-        "fd_classifier_real", "probe_mage_crop08", "fd_classifier_mage_crop08", "sweep_weight", "sweep_temperature"]
+        "fd_classifier_real", "probe_mage_crop08", "fd_classifier_mage_crop08", "fd_classifier_views", "fd_classifier_views_crop08",
+        "sweep_weight", "sweep_temperature"]
 FIGURES = ["views", "training", "probe", "retrieval", "samples", "sweeps", "crop_ablation"]
 
 

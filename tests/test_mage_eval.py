@@ -3,7 +3,9 @@
 import math
 from types import SimpleNamespace
 
+import pytest
 import torch
+import torch.nn.functional as F
 
 from mage_lite.config import load_preset
 from mage_lite.data import make_shapes
@@ -34,6 +36,20 @@ def test_masked_accuracy_counts_and_baseline():
     assert masked_token_accuracy(model, ids, 0.75, seed=1, batch_size=4) == res
     constant = torch.full((4, L), 7)
     assert masked_token_accuracy(model, constant, 0.5, seed=0)["baseline"] == 100.0
+
+
+def test_masked_accuracy_probabilities_match_a_direct_computation():
+    model = tiny().eval()
+    ids = torch.randint(0, K, (6, L), generator=torch.Generator().manual_seed(1))
+    res = masked_token_accuracy(model, ids, 0.75, seed=2, batch_size=6)  # one batch: one mask draw
+    with torch.no_grad():
+        _, logits, mask = model(ids, ratio=0.75, generator=torch.Generator().manual_seed(2))
+    m = mask.bool()
+    p = logits[m].float().softmax(-1)  # (masked positions, K)
+    assert res["nll"] == pytest.approx(float(F.cross_entropy(logits[m].float(), ids[m])), rel=1e-5)
+    assert res["p_true"] == pytest.approx(float(p.gather(1, ids[m][:, None]).mean()), rel=1e-5)
+    assert res["entropy"] == pytest.approx(float(-(p * p.log()).sum(-1).mean()), rel=1e-5)
+    assert 0 < res["entropy"] <= math.log(K) + 1e-5 and 0 < res["p_true"] < 1
 
 
 def test_token_features_and_probe():
@@ -85,6 +101,10 @@ def test_two_seeds_score_in_the_same_space(tmp_path, monkeypatch):
     assert noise["fd_std"] >= 0 and noise["fd_gap"] == a.metrics(a.samples(untrained))["fd"] - a.real
     first = a.metrics(a.samples(model))
     assert a.sampling_noise(model, first, first=first)["fd"][0] == first["fd"]
+    # the training views' own score: fixed by its seed, and it moves with the crop strength
+    weak = a.views_score((0.8, 1.0))
+    assert weak == a.views_score((0.8, 1.0)) == b.views_score((0.8, 1.0)) and weak >= 0
+    assert a.views_score((0.2, 1.0)) != weak
 
 
 def test_untrained_anchor_is_seeded_and_averaged():

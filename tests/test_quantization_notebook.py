@@ -15,7 +15,8 @@ NB = "05_quantization_shortcut"
 SHORTCUT = ["neighbour_r2_continuous", "neighbour_r2_quantized", "neighbour_id_from_continuous",
             "neighbour_id_from_quantized", "neighbour_id_majority"]
 MODELS = ["loss_first_tokens", "loss_last_tokens", "loss_first_continuous", "loss_last_continuous", "masked_acc_tokens",
-          "masked_acc_continuous", "probe_tokens", "probe_continuous"]
+          "masked_acc_continuous", "probe_tokens", "probe_continuous"] + [
+          f"masked_{k}_{arm}" for k in ("nll", "p_true", "entropy") for arm in ("tokens", "continuous")]
 
 
 def _check(m):
@@ -24,6 +25,8 @@ def _check(m):
     assert all(math.isfinite(m[k]) for k in SHORTCUT + MODELS)
     assert all(0 <= m[k] <= 100 for k in SHORTCUT if "id_" in k)
     assert m["neighbour_r2_continuous"] <= 1 and m["neighbour_r2_quantized"] <= 1
+    for arm in ("tokens", "continuous"):  # a probability, and a cross-entropy at least as large as -log of it
+        assert 0 < m[f"masked_p_true_{arm}"] < 1 and m[f"masked_nll_{arm}"] >= -math.log(m[f"masked_p_true_{arm}"]) - 1e-6
 
 
 def test_smoke_05_measures_both_models_and_the_shortcut(smoke_runs):

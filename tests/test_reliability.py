@@ -219,6 +219,23 @@ def test_report_reruns_what_was_done_on_other_data(tmp_path, monkeypatch, capsys
     assert str(folder.resolve()) in started[0][started[0].index("--params") + 1]
 
 
+def test_report_reruns_a_finished_arm_when_asked(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MAGE_LITE_RUNS_DIR", str(tmp_path / "runs"))
+    _fake_run("smoke", 0)
+    started = []
+
+    def stand_in(cmd, log, jobs):
+        started.append(cmd)
+        return subprocess.Popen([sys.executable, "-c", "pass"], stdout=log)
+
+    monkeypatch.setattr(report, "start_worker", stand_in)
+    status = report.run_grid("smoke", 1, arms=(BASE,), rerun=("base",))
+    assert "0 already finished, 1 to run" in capsys.readouterr().out
+    assert len(started) == 1 and not status["base/0"].get("reused")
+    with pytest.raises(ConfigError, match="--rerun names no arm of the grid: bsae; the arms are base"):
+        report.run_grid("smoke", 1, arms=(BASE,), rerun=("bsae",))
+
+
 def test_report_refuses_a_missing_dataset_before_anything(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MAGE_LITE_RUNS_DIR", str(tmp_path / "runs"))
     argv = ["--preset", "smoke", "--seeds", "1", "--dataset", str(tmp_path / "nope.tar.gz"), "--out", str(tmp_path / "out")]

@@ -135,6 +135,24 @@ def test_each_verdict_comes_with_its_measured_mechanism():
     assert why["MAGE-C generates as well as MAGE (fd_classifier)"] == ""  # a claim not measured gets no mechanism
 
 
+def test_crop_and_quantization_whys_read_their_mechanism_metrics():
+    claim = {c.claim: c for c in CLAIMS}
+    crops = claim["strong crops (0.2, 1) generate better than weak (0.8, 1)"]
+    m = {"base": {s: {"generation_noise": {"fd_std": 0.5}} for s in range(3)},
+         "contrastive": {s: {"fd_classifier_mage": 40.0, "fd_classifier_mage_crop08": 33.0} for s in range(3)}}
+    before = crops.why(m)  # runs that did not log their training views: the generation facts alone
+    assert before.startswith("difference +7.00 (seed-to-seed std 0.00) against one model's sampling std 0.50")
+    for s in range(3):
+        m["contrastive"][s] |= {"fd_classifier_views": 20.0 + s, "fd_classifier_views_crop08": 5.0}
+    assert crops.why(m) == ("the training views themselves (tokenized crops of real images) score (0.2, 1) 21.0 vs "
+                            "(0.8, 1) 5.0; " + before)
+    loss = claim["continuous input reaches a lower training loss"]
+    q = {"quantization": {0: {"masked_nll_tokens": 4.5, "masked_nll_continuous": 4.75, "masked_p_true_tokens": 0.05,
+                              "masked_p_true_continuous": 0.04}}}
+    assert loss.why(q) == ("on test tokens, cross-entropy without smoothing tokens 4.50 vs continuous 4.75, "
+                           "probability on the true code 0.050 vs 0.040")
+
+
 def test_summary_groups_the_claims_by_verdict_and_states_the_noise():
     m = _fake_metrics()
     for s in m["base"]:
