@@ -34,6 +34,7 @@ from typing import Callable
 
 from .artifacts import REPO_ROOT, DamagedFileError, block_between, config_hash, load_json, replace_block, runs_root, save_json
 from .config import PRESET_NAMES, ConfigError, load_preset
+from .data import load_dataset
 from .notebooks import NOTEBOOK_DIR, cli, resolve_dataset
 
 TABLE_START, TABLE_END = "<!-- report-table -->", "<!-- /report-table -->"
@@ -353,7 +354,9 @@ def _complete(arm: Arm, preset: str, seed: int, dataset: str = "") -> dict | Non
 
     The reuse key is the run's whole config (the preset with the arm's overrides and ``dataset``,
     a path compared resolved; the device left out: the report does not choose it) and the data
-    itself: a run that started before its data files last changed is not reused.
+    itself: the identity of the pixels and labels the run read (``ImageDataset.identity``), so a
+    fresh copy of the same files is the same data. A run that logged no identity is reused only
+    if it started after its data files last changed.
     """
     path = arm.run_dir(preset, seed) / "metrics.json"
     if not path.exists():
@@ -369,10 +372,26 @@ def _complete(arm: Arm, preset: str, seed: int, dataset: str = "") -> dict | Non
         return None
     source = want["data"]["dataset"]
     if source.lower() not in ("shapes", "cifar10"):
-        started = path.stat().st_mtime - m.get("elapsed_s", 0)
-        if _data_mtime(Path(source)) > started:
-            return None
+        made_on = m.get("dataset", {}).get("identity")
+        if made_on is not None:  # the pixels and labels it read: a copy of the same data (new mtime) is the same
+            if made_on != _data_identity(source, want["data"]["image_size"]):
+                return None
+        elif _data_mtime(Path(source)) > path.stat().st_mtime - m.get("elapsed_s", 0):
+            return None  # a run from before identities were logged: reused only if its data did not change since
     return m
+
+
+_IDENTITIES: dict = {}
+
+
+def _data_identity(source: str, image_size: int) -> str:
+    """:attr:`ImageDataset.identity` of the image-folder dataset at ``source`` (decoded once per report)."""
+    path = Path(source)
+    files = [path] if path.is_file() else sorted(Path(d) / f for d, _, fs in os.walk(path) for f in fs)
+    key = (source, image_size, tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files))
+    if key not in _IDENTITIES:
+        _IDENTITIES[key] = load_dataset(source, image_size, progress=False).identity
+    return _IDENTITIES[key]
 
 
 def _task_command(arm: Arm, preset: str, seed: int, dataset: str) -> list[str]:

@@ -63,7 +63,8 @@ class NotebookRun:
             ds = make_shapes(d.shapes_train, d.shapes_test, d.image_size, seed=0)
         else:
             ds = load_dataset(d.dataset, d.image_size)
-        self.metrics["dataset"] = {"source": ds.source, "train": len(ds.train_images), "test": len(ds.test_images)}
+        self.metrics["dataset"] = {"source": ds.source, "train": len(ds.train_images), "test": len(ds.test_images),
+                                   "identity": ds.identity}  # what the report's reuse check compares
         print(f"data: {ds.source}: {len(ds.train_images)} train / {len(ds.test_images)} test images, {len(ds.classes)} classes")
         return ds
 

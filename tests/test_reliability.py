@@ -200,6 +200,21 @@ def test_real_smoke_run_is_reused_only_on_its_own_data(smoke_runs, tmp_path, mon
     assert report._complete(BASE, "smoke", 0, str(folder)) is None
 
 
+def test_report_reuses_a_run_on_a_fresh_copy_of_the_same_data(tmp_path, monkeypatch):
+    # Shared data can be provisioned anew (new mtimes) each session: the pixels decide, not the clock.
+    monkeypatch.setenv("MAGE_LITE_RUNS_DIR", str(tmp_path / "runs"))
+    folder = _image_folder(tmp_path / "pets")
+    size = load_preset("smoke", dataset=str(folder)).data.image_size
+    identity = data.load_dataset(str(folder), size, progress=False).identity
+    path = _fake_run("smoke", 0, str(folder.resolve()))
+    save_json({**load_json(path), "dataset": {"identity": identity}}, path)  # as a notebook logs it
+    for p in [folder, *folder.rglob("*")]:
+        os.utime(p, (time.time() + 60,) * 2)  # every file newer than the run, the same images
+    assert report._complete(BASE, "smoke", 0, str(folder))
+    Image.fromarray(np.zeros((32, 32, 3), dtype=np.uint8)).save(folder / "train" / "cat" / "0.png")
+    assert report._complete(BASE, "smoke", 0, str(folder)) is None  # other pixels under the same path
+
+
 def test_report_reruns_what_was_done_on_other_data(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MAGE_LITE_RUNS_DIR", str(tmp_path / "runs"))
     folder = _image_folder(tmp_path / "pets")
