@@ -282,7 +282,7 @@ class GenerationScorer:
         self.ref = FDReference(self.classifier, train[random_subset(len(train), g.reference, REF_IMAGES_SEED)], run.device,
                                kid_subsets=g.kid_subsets, kid_subset_size=g.kid_subset_size, pr_k=g.pr_k)
         self.real_images = run.data.test_images[random_subset(len(run.data.test_images), g.samples, REAL_SEED)]
-        self.recon_images = decode_ids(tokenizer, encode_dataset(tokenizer, self.real_images, device=run.device))
+        self.recon_images = self.through_tokenizer(self.real_images)
         self.real_metrics, self.recon_metrics = self.metrics(self.real_images), self.metrics(self.recon_images)
         self.real, self.recon = self.real_metrics["fd"], self.recon_metrics["fd"]
 
@@ -307,8 +307,11 @@ class GenerationScorer:
         its samples are read against (the uncropped reconstructions are ``recon``)."""
         views = random_resized_crop(to_float(self.real_images), tuple(crop_scale), hflip=True,
                                     generator=torch.Generator().manual_seed(seed))  # (n, 3, H, W) in [0, 1]
-        views = (views.clamp(0, 1) * 255).round().to(torch.uint8)
-        return self.score(decode_ids(self.tokenizer, encode_dataset(self.tokenizer, views, device=self.device)))
+        return self.score(self.through_tokenizer((views.clamp(0, 1) * 255).round().to(torch.uint8)))
+
+    def through_tokenizer(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 images (n, 3, H, W) -> the tokenizer's reconstructions of them (n, 3, H, W) in [0, 1]."""
+        return decode_ids(self.tokenizer, encode_dataset(self.tokenizer, images, device=self.device))
 
     def metrics(self, images: torch.Tensor) -> dict[str, float]:
         """{"fd", "kid", "kid_std", "precision", "recall"} of images (n, 3, H, W), in one pass of features."""

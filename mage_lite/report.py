@@ -342,11 +342,14 @@ def render_table(metrics: dict[str, dict[int, dict]]) -> str:
 
 # --- running the grid -----------------------------------------------------------------
 
+def _data_files(path: Path) -> list[Path]:
+    """The files of the data at ``path``: the archive itself, or every file under the folder."""
+    return [path] if path.is_file() else sorted(Path(d) / f for d, _, fs in os.walk(path) for f in fs)
+
+
 def _data_mtime(path: Path) -> float:
     """When the data at ``path`` last changed: an archive's mtime, or the newest of a folder's files."""
-    if path.is_file():
-        return path.stat().st_mtime
-    return max([path.stat().st_mtime] + [os.stat(os.path.join(d, f)).st_mtime for d, _, fs in os.walk(path) for f in fs])
+    return max([path.stat().st_mtime] + [f.stat().st_mtime for f in _data_files(path)])
 
 
 def _complete(arm: Arm, preset: str, seed: int, dataset: str = "") -> dict | None:
@@ -386,8 +389,7 @@ _IDENTITIES: dict = {}
 
 def _data_identity(source: str, image_size: int) -> str:
     """:attr:`ImageDataset.identity` of the image-folder dataset at ``source`` (decoded once per report)."""
-    path = Path(source)
-    files = [path] if path.is_file() else sorted(Path(d) / f for d, _, fs in os.walk(path) for f in fs)
+    files = _data_files(Path(source))
     key = (source, image_size, tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files))
     if key not in _IDENTITIES:
         _IDENTITIES[key] = load_dataset(source, image_size, progress=False).identity
