@@ -134,13 +134,19 @@ def config_hash(config: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
+# Modules that cannot change what a model learns: this one only reads and writes files, and progress only draws
+# bars. A notebook kernel swaps tqdm for progress.TextBar, which would otherwise put progress into every
+# fingerprint computed there and none computed from a script, so the same model would train twice.
+_NOT_BEHAVIOUR = {__name__, "mage_lite.progress"}
+
+
 def _package_modules(objs) -> list[str]:
     """The mage_lite modules that define ``objs`` and, transitively, every mage_lite module they use."""
     todo = [o.__name__ if inspect.ismodule(o) else o.__module__ for o in objs]
     seen: set[str] = set()
     while todo:
         name = todo.pop()
-        if name in seen or not name.startswith("mage_lite.") or name == __name__:  # this module only reads and writes files
+        if name in seen or not name.startswith("mage_lite.") or name in _NOT_BEHAVIOUR:
             continue
         seen.add(name)
         for v in vars(sys.modules[name]).values():

@@ -288,10 +288,15 @@ class MAGE(nn.Module):
             x = blk(x)
         return self.head(self.decoder_norm(x))[:, 1:]
 
+    def code_vectors(self) -> torch.Tensor:
+        """(K+2, D) the rows the head scores against: the token embedding, detached (tied to the input,
+        which trains it; no gradient reaches it through the head)."""
+        return self.token_emb.weight.detach()
+
     def head(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, T, Dd) -> logits (B, T, K): Linear -> GELU -> LayerNorm -> h @ E^T + b, E detached."""
+        """(B, T, Dd) -> logits (B, T, K): Linear -> GELU -> LayerNorm -> h @ E^T + b, E = :meth:`code_vectors`."""
         h = self.head_norm(F.gelu(self.head_fc(x)))  # (B, T, D)
-        E = self.token_emb.weight.detach()  # (K+2, D): tied, no gradient into the embedding through here
+        E = self.code_vectors()  # (K+2, D)
         logits = h @ E.t().to(h.dtype) + self.head_bias.to(h.dtype)  # (B, T, K+2)
         return logits[..., : self.cfg.codebook_size]  # (B, T, K): [MASK] and [C0] are never targets
 

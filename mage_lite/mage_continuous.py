@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from .mage import MAGE, MAGEConfig
 
@@ -48,17 +47,15 @@ class ContinuousMAGE(MAGE):
         x = self.feature_proj(feats.to(self.feature_proj.weight.dtype))  # (B, L, D)
         return torch.where(masked[..., None], self.token_emb.weight[self.mask_id].to(x.dtype), x)  # same [MASK] as tokens
 
-    def head(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, T, Dd) -> logits (B, T, K), as MAGE's head but with code vectors that learn.
+    def code_vectors(self) -> torch.Tensor:
+        """(K+2, D) the token embedding, not detached: the code vectors learn through the head.
 
         MAGE ties its output to the detached token embedding, which a token model trains through
         its input. Here the input is the projected feature, so nothing else would train the K code
         rows: they would stay at their random initialisation, and the model would have to express
-        every prediction against fixed random class vectors. They learn through the head instead.
+        every prediction against fixed random class vectors.
         """
-        h = self.head_norm(F.gelu(self.head_fc(x)))  # (B, T, D)
-        K = self.cfg.codebook_size
-        return h @ self.token_emb.weight[:K].t().to(h.dtype) + self.head_bias[:K].to(h.dtype)  # (B, T, K)
+        return self.token_emb.weight
 
     def forward(self, ids, masked=None, dropped=None, ratio: float | None = None, generator=None, features=None):
         """As :meth:`MAGE.forward`, the encoder reading ``features`` (B, L, C); ``ids`` (B, L) stay the targets."""

@@ -110,6 +110,6 @@ def test_code_vectors_learn_through_the_head(tokenizer):
     loss.backward()
     K = model.cfg.codebook_size
     assert model.token_emb.weight.grad[:K].abs().sum(1).gt(0).all()  # every code row: each is in the softmax
-    # the forward is MAGE's tied head exactly; only where the gradient goes differs
-    x = torch.randn(2, 5, model.cfg.dec_dim)
-    assert torch.allclose(model.head(x), MAGE.head(model, x))
+    # the same vectors as MAGE's tied head scores against; only where the gradient goes differs
+    assert torch.equal(model.code_vectors(), MAGE.code_vectors(model))
+    assert model.code_vectors().requires_grad and not MAGE.code_vectors(model).requires_grad

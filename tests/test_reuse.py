@@ -104,3 +104,16 @@ def test_retrain_and_fresh_train_again_once(tmp_path, monkeypatch):
     monkeypatch.setenv("MAGE_LITE_FRESH_AFTER", str(time.time() - 60))
     get()  # made after the fresh run started: reused
     assert len(calls) == 3
+
+
+def test_notebook_text_bars_do_not_change_a_fingerprint():
+    # notebook kernels swap tqdm.auto's bar for progress.TextBar before importing mage_lite: the models they
+    # train must be the ones a script trains (and reuses), so progress may not enter the fingerprint
+    script = ("{}from mage_lite.artifacts import code_fingerprint\nfrom mage_lite.mage import MAGE\n"
+              "from mage_lite.train import fit\nprint(code_fingerprint(MAGE, fit))")
+    prints = []
+    for setup in ("", "from mage_lite.progress import use_text_bars\nuse_text_bars()\n"):
+        done = subprocess.run([sys.executable, "-c", script.format(setup)], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+        prints.append(done.stdout.strip())
+    assert prints[0] == prints[1] and len(prints[0]) == 8
