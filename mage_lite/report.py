@@ -390,7 +390,7 @@ _IDENTITIES: dict = {}
 def _data_identity(source: str, image_size: int) -> str:
     """:attr:`ImageDataset.identity` of the image-folder dataset at ``source`` (decoded once per report)."""
     files = _data_files(Path(source))
-    key = (source, image_size, tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files))
+    key = (source, image_size, tuple((str(f), st.st_size, st.st_mtime_ns) for f in files for st in [f.stat()]))
     if key not in _IDENTITIES:
         _IDENTITIES[key] = load_dataset(source, image_size, progress=False).identity
     return _IDENTITIES[key]
