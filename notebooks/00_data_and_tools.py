@@ -29,7 +29,7 @@
 # **Expected runtime** on 2 CPU cores, as the published runs measured it (the first CIFAR-10
 # decode included):
 # <!-- runtime -->
-# `smoke` seconds · `ci` 0.6 min · `cpu` 1.1 min · `gpu` not measured yet
+# `smoke` seconds · `ci` 0.6 min · `cpu` 1.2 min · `gpu` not measured yet
 # <!-- /runtime -->
 
 # %% tags=["parameters"]

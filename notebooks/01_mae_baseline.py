@@ -30,7 +30,7 @@
 # **Expected runtime** on 2 CPU cores, as the published runs measured it (`cpu` and `gpu` train
 # four models: norm-pix and raw targets at mask ratio 0.75, norm-pix at 0.5 and 0.9):
 # <!-- runtime -->
-# `smoke` seconds · `ci` 3.0 min · `cpu` 13.8 min · `gpu` not measured yet
+# `smoke` seconds · `ci` 3.0 min · `cpu` 30.8 min · `gpu` not measured yet
 # <!-- /runtime -->
 #
 # **At 32 px** the patch size is 4 (8 x 8 = 64 patches), so MAE and MAGE (64 tokens) see

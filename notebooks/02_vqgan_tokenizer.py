@@ -34,7 +34,7 @@
 # **Expected runtime** on 2 CPU cores, as the published runs measured it (two tokenizers are
 # trained: the default and a plain quantizer for comparison; `ci` trains the default only):
 # <!-- runtime -->
-# `smoke` seconds · `ci` 4.4 min · `cpu` 48.2 min · `gpu` not measured yet
+# `smoke` seconds · `ci` 4.4 min · `cpu` 68.0 min · `gpu` not measured yet
 # <!-- /runtime -->
 #
 # **At 32 px** the tokenizer downsamples by 4, not 16: a 32 x 32 image becomes 8 x 8 = 64

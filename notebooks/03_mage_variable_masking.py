@@ -38,7 +38,7 @@
 # notebook 02 and MAE from notebook 01 reused; `ci` trains one MAGE, the other presets three:
 # variable ratio, the other padding, fixed 0.75):
 # <!-- runtime -->
-# `smoke` seconds · `ci` 9.1 min · `cpu` 35.8 min · `gpu` not measured yet
+# `smoke` seconds · `ci` 9.1 min · `cpu` 65.4 min · `gpu` not measured yet
 # <!-- /runtime -->
 #
 # The first run on a dataset also trains the feature network behind the generation metrics (counted above;

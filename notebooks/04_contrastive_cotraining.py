@@ -34,7 +34,7 @@
 # **Expected runtime** on 2 CPU cores, as the published runs measured it (tokenizer and plain
 # MAGE reused from notebooks 02-03; `cpu` trains two MAGE-C models plus the crop ablation):
 # <!-- runtime -->
-# `smoke` seconds · `ci` 9.5 min · `cpu` 45.1 min · `gpu` not measured yet
+# `smoke` seconds · `ci` 9.5 min · `cpu` 99.8 min · `gpu` not measured yet
 # <!-- /runtime -->
 # Everything follows `docs/method.md` sections 3 and 5; section 7 below lists what is
 # unconfirmed and what this notebook chose.

@@ -33,7 +33,7 @@
 # **Expected runtime** on 2 CPU cores, as the published runs measured it (tokenizer and token
 # MAGE reused from notebooks 02-03):
 # <!-- runtime -->
-# `smoke` seconds · `ci` 3.3 min · `cpu` 9.0 min · `gpu` not measured yet
+# `smoke` seconds · `ci` 3.3 min · `cpu` 18.8 min · `gpu` not measured yet
 # <!-- /runtime -->
 
 # %% tags=["parameters"]
