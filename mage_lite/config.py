@@ -220,7 +220,7 @@ def _presets() -> dict[str, Preset]:
     )
     cpu = Preset(
         name="cpu",
-        description="real CIFAR-10, a small reproduction: 25-80 minutes per notebook on 2 CPU cores",
+        description="real CIFAR-10, a small reproduction: about 4 epochs per model on 2 CPU cores (runtimes: README course map)",
         data=DataConfig(dataset="cifar10"),
         probe=ProbeConfig(train_size=20000, test_size=0, epochs=40),
         mae=MAEConfig(dim=128, depth=4, heads=4, decoder_dim=96, decoder_depth=2, decoder_heads=4),
@@ -228,12 +228,12 @@ def _presets() -> dict[str, Preset]:
         # epochs, measured, seed 0) MAGE's probe stayed 3.2 points below the flattened code vectors it reads
         mae_train=TrainConfig(steps=3200, batch_size=64, base_lr=3e-3, warmup_steps=160, log_every=20),  # ci's shape (see there)
         mae_ratio_sweep=(0.5, 0.9),
-        # one MAGE-C variant beside the default: ~110 img/s on 2 threads (two views, the clean pass) is ~30 min per model
+        # one MAGE-C variant beside the default: the clean-pass model measured 86 img/s on 2 threads, ~41 min at 4.10 epochs
         mage_c_input_sweep=("masked",),
         # 3.07 epochs at ~100 img/s on 2 threads (measured at 32 px): ~26 min per tokenizer; the GAN from 65 % of the steps
         vqgan=VQGANConfig(channels=48, norm_groups=16, codebook_size=512, code_dim=32, disc_channels=32, disc_start=1560, restart_after=50),
         vqgan_train=TrainConfig(steps=2400, batch_size=64, base_lr=3e-3, warmup_steps=80, log_every=20),
-        # MAGE ~390 img/s on 2 threads from the token bank (bench): ~9 min per model. The decoder position embedding is
+        # MAGE ~390 img/s on 2 threads from the token bank (bench): ~9 min per model at 4.10 epochs. The decoder position embedding is
         # ci's choice, not yet measured at this size
         mage=MAGEFamilyConfig(codebook_size=512, dim=128, depth=4, heads=4, decoder_depth=2, dropout=0.0,
                                decoder_pos="sincos", decoder_pos_scale=1.0),
