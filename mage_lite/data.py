@@ -571,6 +571,22 @@ def _decode_image(data: bytes, image_size: int) -> np.ndarray:
 # ---------------------------------------------------------------------------
 
 
+def _file_stamps(path: Path, dir_names: list[str] | None) -> list[str]:
+    """One stamp per file the dataset is read from (the archive, or each image file of a
+    directory): its name, size and mtime_ns."""
+    entries = [(n, path / n) for n in dir_names] if dir_names is not None else [("", path)]
+    return [f"\0{rel}\0{st.st_size}\0{st.st_mtime_ns}" for rel, file in entries for st in [file.stat()]]
+
+
+def source_key(path: str | Path) -> str:
+    """A key of the image-folder dataset at ``path`` as its files stand now: it changes when a
+    file the dataset is read from changes size or modification time, or is added or removed.
+    The same stamps key the decoded cache; callers use it to memoise work on the data."""
+    path = Path(path).expanduser().resolve()
+    stamps = _file_stamps(path, _scan_directory(path) if path.is_dir() else None)
+    return hashlib.sha256(f"{path}{''.join(stamps)}".encode()).hexdigest()
+
+
 def _cache_name(path: Path, dir_names: list[str] | None, image_size: int) -> str:
     """File name keyed by everything that can change the decoded tensors.
 
@@ -578,10 +594,8 @@ def _cache_name(path: Path, dir_names: list[str] | None, image_size: int) -> str
     every image file of a directory), the image size and the cache format version.
     """
     h = hashlib.sha256(f"v{CACHE_FORMAT_VERSION}\0{path}\0{image_size}".encode())
-    entries = [(n, path / n) for n in dir_names] if dir_names is not None else [("", path)]
-    for rel, file in entries:
-        st = file.stat()
-        h.update(f"\0{rel}\0{st.st_size}\0{st.st_mtime_ns}".encode())
+    for entry in _file_stamps(path, dir_names):
+        h.update(entry.encode())
     stem = re.sub(r"[^A-Za-z0-9._-]", "_", path.name)
     return f"{stem}-{image_size}px-{h.hexdigest()[:20]}.pt"
 

@@ -15,7 +15,7 @@ from .augment import random_resized_crop, to_float
 from .fd import FDReference, decode_ids, get_fd_classifier, shared_models_dir
 from .generate import iterative_decode
 from .mage import mode_counts
-from .probe import ProbeData, linear_probe, random_subset
+from .probe import ProbeData, random_subset
 from .vqgan import encode_dataset
 
 
@@ -195,7 +195,7 @@ def probe_tokens(probe: ProbeData, model, train_ids: torch.Tensor, test_ids: tor
     """
     tr = token_features(model, train_ids, keys=keys)
     te = token_features(model, test_ids, keys=keys)
-    return {k: linear_probe(tr[k], probe.train_labels, te[k], probe.test_labels, probe.cfg, probe.seed) for k in tr}
+    return probe.fit(tr, te)
 
 
 UNTRAINED_SEEDS = (0, 1, 2)  # the initialisations the untrained-encoder anchor averages over
@@ -218,7 +218,10 @@ def untrained_probe(probe: ProbeData, build, train_ids: torch.Tensor, test_ids: 
     the same tokens, averaged over ``seeds`` initialisations. One draw alone moved by about 3 points
     between runs of notebook 03 (measured in ci: 26.8, 29.6 and 30.3 %), as much as the effect it
     anchors. Returns {"avg": mean of the seeds' "avg" probes, "seeds": each of them}."""
-    accs = [probe_tokens(probe, m, train_ids, test_ids, keys=("avg",))["avg"] for m in untrained_encoders(build, seeds)]
+    models = untrained_encoders(build, seeds)
+    train = {str(s): token_features(m, train_ids, keys=("avg",))["avg"] for s, m in zip(seeds, models)}
+    test = {str(s): token_features(m, test_ids, keys=("avg",))["avg"] for s, m in zip(seeds, models)}
+    accs = list(probe.fit(train, test).values())  # one head per initialisation, trained together
     return {"avg": sum(accs) / len(accs), "seeds": accs}
 
 
@@ -240,7 +243,7 @@ def probe_inputs(probe: ProbeData, tokenizer, train_ids: torch.Tensor, test_ids:
     """Linear-probe accuracy (%) on :func:`input_features` of the probe images' token ids: the bar a MAGE
     encoder's probe is read against (what its training added beyond the tokens themselves)."""
     tr, te = input_features(tokenizer, train_ids), input_features(tokenizer, test_ids)
-    return {k: linear_probe(tr[k], probe.train_labels, te[k], probe.test_labels, probe.cfg, probe.seed) for k in tr}
+    return probe.fit(tr, te)
 
 
 @torch.no_grad()

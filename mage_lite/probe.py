@@ -70,29 +70,50 @@ def linear_probe(
     cfg: ProbeConfig, seed: int = 0,
 ) -> float:
     """Train BatchNorm1d(affine=False) + Linear on frozen features; return test top-1 in percent."""
-    g = torch.Generator().manual_seed(seed)
+    return linear_probes({"x": train_x}, train_y, {"x": test_x}, test_y, cfg, seed)["x"]
+
+
+def linear_probes(
+    train: dict[str, torch.Tensor], train_y: torch.Tensor, test: dict[str, torch.Tensor], test_y: torch.Tensor,
+    cfg: ProbeConfig, seed: int = 0,
+) -> dict[str, float]:
+    """One linear probe per read-out, {name: train features (N, D)} -> {name: test top-1 in percent}.
+
+    Each head is exactly the probe it would be alone: its own generator seeded with ``seed``
+    (its init, then its epochs' orders), its own loss. The heads share one backward and one
+    optimizer step per batch (AdamW is elementwise, and a head's gradient of the summed loss is
+    the gradient of its own), which is where most of a lone probe's per-step time goes.
+    """
     n_classes = int(max(train_y.max(), test_y.max())) + 1
-    head = nn.Sequential(nn.BatchNorm1d(train_x.shape[1], affine=False), nn.Linear(train_x.shape[1], n_classes))
-    with torch.no_grad():
-        nn.init.normal_(head[1].weight, std=0.01, generator=g)
-        nn.init.zeros_(head[1].bias)
-    opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=0.0)
-    steps_per_epoch = max(1, len(train_x) // cfg.batch_size)
+    heads, gens = {}, {}
+    for k, x in train.items():
+        gens[k] = torch.Generator().manual_seed(seed)
+        heads[k] = nn.Sequential(nn.BatchNorm1d(x.shape[1], affine=False), nn.Linear(x.shape[1], n_classes))
+        with torch.no_grad():
+            nn.init.normal_(heads[k][1].weight, std=0.01, generator=gens[k])
+            nn.init.zeros_(heads[k][1].bias)
+    opt = torch.optim.AdamW([p for h in heads.values() for p in h.parameters()], lr=cfg.lr, weight_decay=0.0)
+    steps_per_epoch = max(1, len(train_y) // cfg.batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.epochs * steps_per_epoch)
-    head.train()
+    for h in heads.values():
+        h.train()
     for _ in range(cfg.epochs):
-        perm = torch.randperm(len(train_x), generator=g)
+        perms = {k: torch.randperm(len(train_y), generator=g) for k, g in gens.items()}
         for i in range(steps_per_epoch):
-            idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
-            loss = F.cross_entropy(head(train_x[idx]), train_y[idx])
+            loss = 0.0
+            for k, h in heads.items():
+                idx = perms[k][i * cfg.batch_size : (i + 1) * cfg.batch_size]
+                loss = loss + F.cross_entropy(h(train[k][idx]), train_y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
-    head.eval()
+    accs = {}
     with torch.no_grad():
-        pred = head(test_x).argmax(dim=1)
-    return 100.0 * (pred == test_y).float().mean().item()
+        for k, h in heads.items():
+            pred = h.eval()(test[k]).argmax(dim=1)
+            accs[k] = 100.0 * (pred == test_y).float().mean().item()
+    return accs
 
 
 class ProbeData:
@@ -109,7 +130,12 @@ class ProbeData:
         """Probe accuracy (%) for every feature ``feature_fn`` returns, e.g. {"avg": 41.2, "block_1": ...}."""
         tr = extract_features(feature_fn, self.train_images, device=device, desc=f"{desc}: train features")
         te = extract_features(feature_fn, self.test_images, device=device, desc=f"{desc}: test features")
-        return {k: linear_probe(tr[k], self.train_labels, te[k], self.test_labels, self.cfg, self.seed) for k in tr}
+        return self.fit(tr, te)
+
+    def fit(self, train: dict[str, torch.Tensor], test: dict[str, torch.Tensor]) -> dict[str, float]:
+        """Probe accuracy (%) for features already computed, {name: (N_train, D)} and {name: (N_test, D)},
+        all heads trained together (:func:`linear_probes`)."""
+        return linear_probes(train, self.train_labels, test, self.test_labels, self.cfg, self.seed)
 
     def pixel_anchor(self) -> float:
         """Probe accuracy on raw pixels."""

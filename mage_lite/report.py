@@ -34,7 +34,7 @@ from typing import Callable
 
 from .artifacts import REPO_ROOT, DamagedFileError, block_between, config_hash, load_json, replace_block, runs_root, save_json
 from .config import PRESET_NAMES, ConfigError, load_preset
-from .data import load_dataset
+from .data import load_dataset, source_key
 from .notebooks import NOTEBOOK_DIR, cli, resolve_dataset
 
 TABLE_START, TABLE_END = "<!-- report-table -->", "<!-- /report-table -->"
@@ -389,8 +389,7 @@ _IDENTITIES: dict = {}
 
 def _data_identity(source: str, image_size: int) -> str:
     """:attr:`ImageDataset.identity` of the image-folder dataset at ``source`` (decoded once per report)."""
-    files = _data_files(Path(source))
-    key = (source, image_size, tuple((str(f), st.st_size, st.st_mtime_ns) for f in files for st in [f.stat()]))
+    key = (source, image_size, source_key(source))
     if key not in _IDENTITIES:
         _IDENTITIES[key] = load_dataset(source, image_size, progress=False).identity
     return _IDENTITIES[key]

@@ -411,3 +411,25 @@ def test_identity_is_the_images_not_their_path():
     other[0, 0, 0, 0] ^= 1
     assert dataclasses.replace(a, train_images=other).identity != a.identity
     assert "60 train / 20 test images" in a.identity
+
+
+def test_source_key_follows_the_files(tmp_path):
+    from mage_lite.data import source_key
+
+    folder = tmp_path / "folder"
+    for split, cls in (("train", "a"), ("train", "b"), ("test", "a")):
+        (folder / split / cls).mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(folder / split / cls / "0.png")
+    key = source_key(folder)
+    assert source_key(folder) == key == source_key(str(folder))
+    image = folder / "train" / "a" / "0.png"
+    stat = image.stat()
+    os.utime(image, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    touched = source_key(folder)
+    assert touched != key
+    Image.new("RGB", (8, 8)).save(folder / "train" / "b" / "1.png")
+    assert source_key(folder) not in (key, touched)
+    (folder / "notes.txt").write_text("not an image: the dataset does not read it")
+    added_text = source_key(folder)
+    Image.new("RGB", (8, 8)).save(folder / "test" / "a" / "1.png")
+    assert source_key(folder) != added_text

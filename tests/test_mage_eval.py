@@ -13,7 +13,7 @@ from mage_lite.fd import classifier_features
 from mage_lite.mage import MAGE, MAGEConfig
 from mage_lite.mage_eval import (GenerationScorer, generate, masked_token_accuracy, probe_tokens, token_features,
                                  untrained_encoders)
-from mage_lite.probe import ProbeConfig
+from mage_lite.probe import ProbeConfig, ProbeData
 from mage_lite.vqgan import VQGAN, VQGANConfig
 
 K, L = 16, 16
@@ -59,13 +59,11 @@ def test_token_features_and_probe():
     assert set(feats) == {"avg", "c0", "block_1", "block_2"} and feats["avg"].shape == (40, 32)
     assert set(token_features(model, ids, keys=("avg",))) == {"avg"}
 
-    class Probe:  # what probe_tokens reads from a ProbeData
-        train_labels = torch.arange(30) % 3
-        test_labels = torch.arange(10) % 3
-        cfg = ProbeConfig(epochs=2, batch_size=8)
-        seed = 0
-
-    acc = probe_tokens(Probe(), model, ids[:30], ids[30:], keys=("avg", "block_1"))
+    images = torch.zeros(40, 3, 4, 4, dtype=torch.uint8)  # never read: the probe reads the ids' features
+    data = SimpleNamespace(train_images=images[:30], train_labels=torch.arange(30) % 3,
+                           test_images=images[30:], test_labels=torch.arange(10) % 3)
+    probe = ProbeData(data, ProbeConfig(train_size=0, test_size=0, epochs=2, batch_size=8))
+    acc = probe_tokens(probe, model, ids[:30], ids[30:], keys=("avg", "block_1"))
     assert set(acc) == {"avg", "block_1"} and all(0 <= v <= 100 for v in acc.values())
 
 
