@@ -219,8 +219,8 @@ def untrained_probe(probe: ProbeData, build, train_ids: torch.Tensor, test_ids: 
     between runs of notebook 03 (measured in ci: 26.8, 29.6 and 30.3 %), as much as the effect it
     anchors. Returns {"avg": mean of the seeds' "avg" probes, "seeds": each of them}."""
     models = untrained_encoders(build, seeds)
-    train = {str(s): token_features(m, train_ids, keys=("avg",))["avg"] for s, m in zip(seeds, models)}
-    test = {str(s): token_features(m, test_ids, keys=("avg",))["avg"] for s, m in zip(seeds, models)}
+    train = {str(i): token_features(m, train_ids, keys=("avg",))["avg"] for i, m in enumerate(models)}
+    test = {str(i): token_features(m, test_ids, keys=("avg",))["avg"] for i, m in enumerate(models)}
     accs = list(probe.fit(train, test).values())  # one head per initialisation, trained together
     return {"avg": sum(accs) / len(accs), "seeds": accs}
 
