@@ -13,6 +13,7 @@ import json
 import os
 import pickle
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -28,17 +29,49 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+def is_tracked(path: Path | str) -> bool:
+    """Whether git tracks ``path``: a file committed to a repository (a manifest, shipped weights) is the
+    user's to restore with ``git checkout``, not a cache to delete. False wherever git cannot tell
+    (no git, not inside a repository), so the advice falls back to "delete it and rerun"."""
+    path = Path(path).absolute()
+    try:
+        return subprocess.run(
+            ["git", "-C", str(path.parent), "ls-files", "--error-unmatch", "--", path.name],
+            capture_output=True, timeout=10,
+        ).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def redo_advice(path: Path | str) -> str:
+    """What to do about the damaged file ``path``: restore it from git if it is tracked, else delete it and rerun."""
+    return f"restore it with `git checkout -- {path}`" if is_tracked(path) else "delete it and rerun"
+
+
 class DamagedFileError(ValueError):
     """A run file (checkpoint, model, history) that cannot be read; the message names it and says what to do."""
 
     def __init__(self, path: Path | str, problem: str):
-        super().__init__(f"{path} {problem}; it is damaged: delete it and rerun")
+        super().__init__(f"{path} {problem}; it is damaged: {redo_advice(path)}")
         self.path, self.problem = Path(path), problem
 
 
 def runs_root() -> Path:
     """``$MAGE_LITE_RUNS_DIR`` if set, else ``runs/`` at the repository root."""
     return Path(os.environ.get("MAGE_LITE_RUNS_DIR") or REPO_ROOT / "runs")
+
+
+# Folders named by the environment. Kernels and workers run in the repository root, so a relative one would
+# name another folder there than in the command that started them.
+PATH_VARIABLES = ("MAGE_LITE_RUNS_DIR", "MAGE_LITE_DATA_DIR", "MAGE_LITE_PRETRAINED")
+
+
+def pin_environment_paths() -> None:
+    """Make the folders named by :data:`PATH_VARIABLES` absolute (against the current folder) in this process's
+    environment, which every kernel and worker it starts inherits."""
+    for name in PATH_VARIABLES:
+        if os.environ.get(name):
+            os.environ[name] = str(Path(os.environ[name]).expanduser().absolute())
 
 
 def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
@@ -184,6 +217,9 @@ def is_stale(path: Path, after: float | None = None) -> bool:
 
 
 PRETRAINED_ENV = "MAGE_LITE_PRETRAINED"  # a folder of shipped weights (mage_lite.pretrained); `notebooks run --pretrained` sets it
+# "1": a model the shipped weights do not match is an error instead of being trained (`notebooks run --pretrained`
+# sets it, `--pretrained-or-train` does not); unset, such models are trained, as the budget curve relies on
+PRETRAINED_ONLY_ENV = "MAGE_LITE_PRETRAINED_ONLY"
 
 
 def _portable(config):
@@ -218,6 +254,11 @@ def load_shipped(name: str, config: dict, model: nn.Module) -> tuple[list[dict],
     if not manifest.exists():
         raise ValueError(f"{manifest} is missing: there are no pretrained weights there; run without --pretrained")
     entry = load_json(manifest)["models"].get(shipped_name(name, config))
+    if entry is None and os.environ.get(PRETRAINED_ONLY_ENV) == "1":
+        from .pretrained import why_not_shipped
+
+        raise ValueError(f"no pretrained weights for {name} match this run: {why_not_shipped(name, config, Path(folder))}; "
+                         "pass --pretrained-or-train to train what they do not match, or run without --pretrained")
     if entry is None:
         print(f"no pretrained weights for {name} with this config in {folder}: training it")
         return None
@@ -240,6 +281,7 @@ def get_or_train(
     device: torch.device | str = "cpu",
     code: tuple = (),
     retrain: bool = False,
+    code_in_key: bool = True,
 ) -> tuple[nn.Module, list[dict], Path]:
     """Reuse a model trained earlier with the same ``config`` and code, or train it now.
 
@@ -250,6 +292,10 @@ def get_or_train(
     ``retrain=True`` (or a model finished before ``$MAGE_LITE_FRESH_AFTER``) trains it anew.
     Any notebook may call this for any model, so notebooks run in any order. Returns
     (model in eval mode, history, run_dir).
+
+    ``code_in_key=False`` keys the run by ``config`` alone, as shipped weights are keyed
+    (:func:`shipped_name`): for runs that span days (the budget curve), where a refactor must
+    not orphan a half-trained checkpoint; the caller records the code version with its results.
     """
     def seeded_build() -> nn.Module:
         # The initial weights come from the key alone, not from whatever the caller drew before:
@@ -259,8 +305,12 @@ def get_or_train(
             return build()
 
     model = seeded_build()
-    key = {**config, "code": code_fingerprint(type(model), *code)}
-    run_dir = Path(root) / f"{name}-{config_hash(key)}"
+    if code_in_key:
+        key = {**config, "code": code_fingerprint(type(model), *code)}
+        run_dir = Path(root) / f"{name}-{config_hash(key)}"
+    else:
+        key = _portable(config)
+        run_dir = Path(root) / shipped_name(name, config)
     final = run_dir / "model.pt"
     if final.exists() and (retrain or is_stale(final)):
         print(f"training {name} afresh, as asked: {run_dir}")

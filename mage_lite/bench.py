@@ -370,6 +370,9 @@ def main(argv=None) -> int:
             print(f"rendered {render_readme_block(args.render, start, end, render_table)} from {args.render}")
             return 0
         if args.record_ci:
+            if len(args.record_ci) not in (2, 3):  # nargs="+" cannot say "two or three"
+                raise ConfigError(f"--record-ci takes LOG JSON [TIMINGS], got {len(args.record_ci)} value"
+                                  f"{'s' if len(args.record_ci) > 1 else ''}: {' '.join(args.record_ci)}")
             print(render_ci(record_ci(*args.record_ci)))
             return 0
         if args.render_ci:

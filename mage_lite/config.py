@@ -323,7 +323,11 @@ def load_preset(name: str, overrides: dict | None = None, **top_level) -> Preset
         else:
             flat[key] = value
     if top_level.get("dataset"):
-        flat["data.dataset"] = top_level.pop("dataset")
+        dataset = top_level.pop("dataset")
+        if "data.dataset" in flat and not _same_dataset(flat["data.dataset"], dataset):
+            raise ConfigError(f"dataset {dataset!r} (--dataset) and data.dataset {flat['data.dataset']!r} (--set) name "
+                              "different datasets; give only one of them")
+        flat["data.dataset"] = dataset
     if top_level.get("device"):
         flat["device"] = top_level.pop("device")
     unknown_top = [k for k, v in top_level.items() if v not in ("", None)]
@@ -361,6 +365,26 @@ def load_preset(name: str, overrides: dict | None = None, **top_level) -> Preset
     return preset
 
 
+def _same_dataset(a, b) -> bool:
+    """Whether two dataset names or paths name the same data (a path given relative or not is the same path)."""
+    if a == b:
+        return True
+    paths = [Path(str(x)).expanduser() for x in (a, b)]
+    return all(p.exists() for p in paths) and paths[0].resolve() == paths[1].resolve()
+
+
+# Seeds are mixed into per-step and per-view seeds (train.step_seed, token_bank) and numpy's and torch's
+# generators; below 2**31 every such sum stays in their range.
+MAX_SEED = 2**31 - 1
+
+
+def check_seed(seed) -> int:
+    """``seed`` if it is a usable run seed; a ConfigError saying the range otherwise."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"seed must be an integer from 0 to {MAX_SEED}, got {seed!r}")
+    return seed
+
+
 def _check_preset(p: Preset) -> None:
     """What no single section can check: the sweeps, the data source and the image size the models take."""
     sweeps = (("mae_ratio_sweep", lambda r: _is_number(r) and 0 < r < 1, "a number in (0, 1)"),
@@ -380,10 +404,28 @@ def _check_preset(p: Preset) -> None:
     if d.dataset.lower() == "cifar10" and d.image_size != 32:
         raise ConfigError(f"data.image_size {d.image_size} cannot be used with data.dataset 'cifar10', whose images are "
                           "32 px; use 32, or pass the path of an image-folder copy to have it resized")
+    _check_mae_widths(p.mae)
     if not d.image_size == p.mae.image_size == p.vqgan.image_size:
         raise ConfigError(f"data.image_size {d.image_size} does not match the models' input size (mae.image_size "
                           f"{p.mae.image_size}, vqgan.image_size {p.vqgan.image_size}); use data.image_size="
                           f"{p.mae.image_size}, or set all three to one size")
+
+
+def _check_mae_widths(m) -> None:
+    """MAE's widths as its layers need them, checked with the preset so that ``--set mae.dim=63`` is refused before
+    any notebook starts (MAGEConfig checks its own). Here rather than in MAEConfig: mae.py's source is part of every
+    cached MAE's reuse key, and a check that changes no model must not make them train again."""
+    for name in ("patch_size", "dim", "depth", "heads", "decoder_dim", "decoder_depth", "decoder_heads"):
+        if getattr(m, name) < 1:
+            raise ConfigError(f"mae.{name} must be at least 1, got {getattr(m, name)}")
+    if m.dim % m.heads or m.decoder_dim % m.decoder_heads:
+        raise ConfigError(f"mae.dim ({m.dim}) and mae.decoder_dim ({m.decoder_dim}) must be multiples of their head "
+                          f"counts ({m.heads}, {m.decoder_heads})")
+    if m.dim % 4 or m.decoder_dim % 4:
+        raise ConfigError(f"mae.dim ({m.dim}) and mae.decoder_dim ({m.decoder_dim}) must be multiples of 4: the 2D "
+                          "sin-cos position embedding splits each width into row and column, sin and cos")
+    if m.mlp_ratio <= 0:
+        raise ConfigError(f"mae.mlp_ratio must be > 0, got {m.mlp_ratio}")
 
 
 BUDGET_START, BUDGET_END = "<!-- budget-table -->", "<!-- /budget-table -->"

@@ -13,14 +13,19 @@ subsets themselves rather than take "the first N".
 
 from __future__ import annotations
 
-import contextlib
+import bisect
+import errno
 import functools
+import gzip
 import hashlib
 import io
+import lzma
 import os
 import pickle
+import posixpath
 import re
 import shutil
+import stat
 import tarfile
 import urllib.error
 import urllib.request
@@ -30,12 +35,14 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 import torch
 from PIL import Image
 from tqdm.auto import tqdm
+
+from .artifacts import is_tracked
 
 __all__ = [
     "CIFAR10_MD5",
@@ -58,6 +65,12 @@ CIFAR10_FILES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch", "
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"})
 IMAGE_FOLDER_LAYOUT = "train/<class>/*.jpg and test/<class>/*.jpg (or val/)"
+# Every error that stops the official download ends with this way round it.
+OFFLINE_ALTERNATIVE = "pass --dataset PATH/TO/cifar10-jpg.tar.gz (an image-folder archive) to train without downloading"
+# Errors that mean "this process may not write here", whatever the cause (permissions, read-only mount).
+NOT_WRITABLE_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
+# Links are followed at most this deep (Linux's own limit), so a cycle of links ends in an error.
+MAX_LINK_DEPTH = 40
 
 # Bump whenever decoding changes, so that stale caches are never reused.
 CACHE_FORMAT_VERSION = 1
@@ -180,15 +193,41 @@ def load_cifar10(data_dir: Path | None = None, progress: bool = True) -> ImageDa
                 got = _md5sum(archive)
                 if got != md5:
                     raise DatasetError(
-                        f"{archive} has an md5 mismatch (got {got}, expected {md5}); delete {archive} and run again, "
+                        f"{archive} has an md5 mismatch (got {got}, expected {md5}); "
+                        f"{_restore_or(archive, f'delete {archive} and run again')}, "
                         f"or download it by hand from {url} into {data_dir}."
                     )
             else:
                 _download(url, archive, md5, progress)
             _extract_cifar10(archive, data_dir)
-        except PermissionError:
-            raise DatasetError(f"Cannot write to {data_dir}; set MAGE_LITE_DATA_DIR to a writable folder.") from None
+        except DatasetError as exc:
+            raise DatasetError(_with_offline_alternative(str(exc))) from exc.__cause__
+        except OSError as exc:
+            # EACCES, EPERM and EROFS all mean the same to the user: this folder cannot be written.
+            if exc.errno in NOT_WRITABLE_ERRNOS:
+                raise DatasetError(
+                    f"Cannot write to {data_dir} ({exc.strerror}); set MAGE_LITE_DATA_DIR to a writable folder, "
+                    f"or {OFFLINE_ALTERNATIVE}."
+                ) from None
+            if exc.errno == errno.ENOSPC:
+                raise DatasetError(
+                    f"There is no space left in {data_dir} for the CIFAR-10 download (about 340 MB with its extracted "
+                    f"copy); free some, set MAGE_LITE_DATA_DIR to a folder with room, or {OFFLINE_ALTERNATIVE}."
+                ) from None
+            raise
     return _read_cifar10_folder(folder)
+
+
+def _with_offline_alternative(message: str) -> str:
+    """``message`` (one sentence) extended by the way round the download: the offline image-folder archive."""
+    if OFFLINE_ALTERNATIVE in message:
+        return message
+    return f"{message.rstrip('.')}; or else {OFFLINE_ALTERNATIVE}."
+
+
+def _restore_or(path: Path, otherwise: str) -> str:
+    """Advice for a damaged ``path``: a file git tracks is the user's to restore, anything else ``otherwise``."""
+    return f"restore it with `git checkout -- {path}`" if is_tracked(path) else otherwise
 
 
 def _download(url: str, dest: Path, md5: str, progress: bool) -> None:
@@ -280,9 +319,11 @@ def _extract_cifar10(archive: Path, data_dir: Path) -> None:
                         raise KeyError(name)
                     with member, open(tmp / name, "wb") as out:
                         shutil.copyfileobj(member, out)
-        except (tarfile.TarError, KeyError, EOFError, OSError) as exc:
+        # Only errors of the archive itself: one writing the folder (read-only, full disk) is the caller's to explain.
+        except (tarfile.TarError, KeyError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
             raise DatasetError(
-                f"Could not extract {CIFAR10_FOLDER}/ from {archive} ({exc!r}); delete {archive} and run again, "
+                f"Could not extract {CIFAR10_FOLDER}/ from {archive} ({exc!r}); "
+                f"{_restore_or(archive, f'delete {archive} and run again')}, "
                 f"or download it by hand from {CIFAR10_URL} into {data_dir}."
             ) from exc
         if folder.exists():
@@ -338,12 +379,14 @@ def load_image_folder(
 ) -> ImageDataset:
     """Load ``train/<class>/*`` and ``test/<class>/*`` (or ``val/``) images.
 
-    ``path`` is a directory, .zip or .tar/.tar.gz/.tgz; inside it the layout may sit at
-    the top or inside one top-level folder. Archives are read in place, never
-    extracted. Images are decoded to RGB, center-cropped to a square and resized
-    (bicubic) to ``image_size``. The decoded tensors are cached in ``cache_dir``
-    (default ``default_data_dir()/cache``) under a key that changes whenever the
-    source files change.
+    ``path`` is a directory, .zip or .tar/.tar.gz/.tgz (told by its content, not its
+    name); inside it the layout may sit at the top or inside one top-level folder.
+    Archives are read in place, never extracted, and checked whole (CRCs, end of
+    archive): a damaged one is refused, never loaded in part. Links count as what they
+    point to, in a folder and in an archive alike. Images are decoded to RGB (16-bit
+    greyscale scaled to 8 bits), center-cropped to a square and resized (bicubic) to
+    ``image_size``. The decoded tensors are cached in ``cache_dir`` (default
+    ``default_data_dir()/cache``) under a key that changes whenever the source files change.
 
     Returns:
         ImageDataset with (N, 3, image_size, image_size) uint8 images, ordered by class
@@ -366,17 +409,17 @@ def load_image_folder(
     if cached is not None:
         return ImageDataset(**cached, source=source)
 
-    with _open_source(path, kind, dir_names, progress) as (names, read):
-        prefix, test_split = _resolve_layout(names, path)
-        train, classes = _collect_split(names, prefix, "train", None, path)
-        if len(classes) < 2:
-            raise DatasetError(
-                f"{path} has one class folder in train/ ({classes[0]}), but a classification dataset needs at least "
-                "two; add a folder per class."
-            )
-        test, _ = _collect_split(names, prefix, test_split, classes, path)
-        train_images = _decode_all([n for n, _ in train], read, image_size, path, progress, "train")
-        test_images = _decode_all([n for n, _ in test], read, image_size, path, progress, test_split)
+    names, read = _read_source(path, kind, dir_names, progress)
+    prefix, test_split = _resolve_layout(names, path)
+    train, classes = _collect_split(names, prefix, "train", None, path)
+    if len(classes) < 2:
+        raise DatasetError(
+            f"{path} has one class folder in train/ ({classes[0]}), but a classification dataset needs at least "
+            "two; add a folder per class."
+        )
+    test, _ = _collect_split(names, prefix, test_split, classes, path)
+    train_images = _decode_all([n for n, _ in train], read, image_size, path, progress, "train")
+    test_images = _decode_all([n for n, _ in test], read, image_size, path, progress, test_split)
 
     tensors = {
         "train_images": train_images,
@@ -389,31 +432,70 @@ def load_image_folder(
     return ImageDataset(**tensors, source=source)
 
 
+# The first bytes of each compression a tar comes in, and the tarfile mode that reads it.
+TAR_COMPRESSIONS = ((b"\x1f\x8b", "r:gz"), (b"BZh", "r:bz2"), (b"\xfd7zXZ\x00", "r:xz"))
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
+
+
 def _source_kind(path: Path) -> str:
-    """'dir', 'zip' or 'tar'; the suffix decides, the content is sniffed otherwise."""
-    name = path.name.lower()
+    """'dir', 'zip', or the tarfile mode that reads a tar ('r:gz', 'r:bz2', 'r:xz', 'r:').
+
+    The content decides, not the suffix: a zip saved as data.tar.gz is the zip it is. A
+    file whose name says archive but whose content is none is damaged.
+    """
     if path.is_dir():
         return "dir"
-    if name.endswith(".zip"):
-        return "zip"
-    if name.endswith((".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")):
-        return "tar"
-    if zipfile.is_zipfile(path):
-        return "zip"
-    if tarfile.is_tarfile(path):
-        return "tar"
+    kind = _archive_format(path)
+    if kind is not None:
+        return kind
+    if path.name.lower().endswith(ARCHIVE_SUFFIXES):
+        raise DatasetError(_damaged(path, "it is neither a zip nor a tar archive"))
     raise DatasetError(
         f"{path} is not a directory, .zip or .tar(.gz) archive; pass an image-folder dataset "
         f"containing {IMAGE_FOLDER_LAYOUT}."
     )
 
 
+def _archive_format(path: Path) -> str | None:
+    """'zip', a tarfile mode for a tar, or None, from the file's first bytes."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(tarfile.BLOCKSIZE)
+    except OSError as exc:
+        raise DatasetError(f"Cannot read {path} ({exc.strerror or exc}); make it readable and rerun.") from None
+    for magic, mode in TAR_COMPRESSIONS:
+        if head.startswith(magic):
+            return mode  # that a tar is inside is checked as it is read
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        return "zip"
+    if head[257:262] == b"ustar":  # the magic of POSIX and GNU tar headers
+        return "r:"
+    # Rarer forms: a zip behind a preamble (self-extracting), a tar from before POSIX.
+    if zipfile.is_zipfile(path):
+        return "zip"
+    if tarfile.is_tarfile(path):
+        return "r:"
+    return None
+
+
+def _damaged(path: Path, reason: str) -> str:
+    """The one sentence for an archive that cannot be read whole."""
+    return f"{path} is damaged ({reason}); {_restore_or(path, 'download or copy it again, or re-create it, and rerun')}."
+
+
+def _short_reason(exc: BaseException) -> str:
+    """An exception's message on one short line (tarfile's can span several)."""
+    return (" ".join(str(exc).split()) or type(exc).__name__)[:200]
+
+
+def _is_hidden(name: str) -> bool:
+    """Hidden files and folders (.DS_Store, macOS '._x.jpg') and __MACOSX/ are junk, never data."""
+    return any(p.startswith(".") or p == "__MACOSX" for p in name.split("/"))
+
+
 def _is_image_name(name: str) -> bool:
-    """Image files by extension; hidden files (.DS_Store, macOS '._x.jpg') and __MACOSX/ are junk."""
-    parts = name.split("/")
-    if any(p.startswith(".") or p == "__MACOSX" for p in parts):
-        return False
-    return os.path.splitext(parts[-1])[1].lower() in IMAGE_EXTENSIONS
+    """Image files by extension, junk (see :func:`_is_hidden`) excluded."""
+    return not _is_hidden(name) and os.path.splitext(name.rsplit("/", 1)[-1])[1].lower() in IMAGE_EXTENSIONS
 
 
 def _member_name(name: str) -> str:
@@ -424,46 +506,211 @@ def _member_name(name: str) -> str:
 
 
 def _scan_directory(root: Path) -> list[str]:
-    """Relative posix paths of the image files under ``root``, sorted."""
-    names = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        rel_dir = Path(dirpath).relative_to(root).as_posix()
-        for f in filenames:
-            rel = f if rel_dir == "." else f"{rel_dir}/{f}"
-            if _is_image_name(rel):
-                names.append(rel)
+    """Relative posix paths of the image files under ``root``, sorted.
+
+    Links are followed, to files and to folders alike (``train/bird -> /elsewhere/bird``
+    is a class like any other), as links inside an archive are resolved. A broken link,
+    a link back to a folder that contains it, or a folder that cannot be listed is an
+    error: skipping it would quietly drop images.
+    """
+    names: list[str] = []
+
+    def visit(folder: Path, rel: str, ancestors: frozenset[tuple[int, int]]) -> None:
+        try:
+            entries = list(os.scandir(folder))
+            for entry in entries:
+                if entry.name.startswith("."):  # hidden: .DS_Store, ._x.jpg, .git/
+                    continue
+                child = rel + entry.name
+                if entry.is_dir():  # follows links
+                    real = entry.stat()
+                    if (real.st_dev, real.st_ino) in ancestors:
+                        raise DatasetError(
+                            f"{entry.path} leads back to {os.path.realpath(entry.path)}, a folder that contains it "
+                            "(a loop of links); remove that link and rerun."
+                        )
+                    visit(Path(entry.path), child + "/", ancestors | {(real.st_dev, real.st_ino)})
+                elif entry.is_file():
+                    if _is_image_name(child):
+                        names.append(child)
+                elif entry.is_symlink() and not os.path.exists(entry.path):
+                    raise DatasetError(
+                        f"{entry.path} is a broken link (it points to {os.readlink(entry.path)}, which does not exist); "
+                        "fix or remove the link and rerun."
+                    )
+        except OSError as exc:
+            raise DatasetError(
+                f"Cannot read {exc.filename or folder} ({exc.strerror or exc}); make it readable (or remove it) and rerun."
+            ) from None
+
+    top = root.stat()
+    visit(root, "", frozenset({(top.st_dev, top.st_ino)}))
     return sorted(names)
 
 
-@contextlib.contextmanager
-def _open_source(
+def _read_source(
     path: Path, kind: str, dir_names: list[str] | None, progress: bool
-) -> Iterator[tuple[list[str], Callable[[str], bytes]]]:
-    """Yield (image member names, read(name) -> bytes) for a directory or archive."""
+) -> tuple[list[str], Callable[[str], bytes]]:
+    """(image names, read(name) -> bytes) for a directory or archive.
+
+    An archive is read whole and checked here, before its names are used: a damaged one
+    must be reported as damaged, not as a dataset with images or classes missing.
+    """
+    if kind == "dir":
+        return dir_names, functools.partial(_read_file, path)
     try:
-        if kind == "dir":
-            yield dir_names, lambda name: (path / name).read_bytes()
-        elif kind == "zip":
-            with zipfile.ZipFile(path) as zf:
-                members = {_member_name(i.filename): i for i in zf.infolist() if not i.is_dir()}
-                names = [n for n in members if _is_image_name(n)]
-                yield names, lambda name: zf.read(members[name])
-        else:
-            # A compressed tar can only be read front to back, so take all image bytes in one pass.
-            blobs: dict[str, bytes] = {}
-            with tarfile.open(path, "r:*") as tf, tqdm(
-                desc=f"reading {path.name}", unit=" files", disable=not progress
-            ) as bar:
-                for member in tf:
-                    if member.isfile() and _is_image_name(_member_name(member.name)):
-                        blobs[_member_name(member.name)] = tf.extractfile(member).read()
-                        bar.update()
-            yield list(blobs), blobs.__getitem__
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error) as exc:
+        images = _read_zip(path, progress) if kind == "zip" else _read_tar(path, kind, progress)
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError) as exc:
+        # OSError covers gzip's bad CRC or length (BadGzipFile) and bz2's damaged stream.
+        raise DatasetError(_damaged(path, _short_reason(exc))) from exc
+    return list(images), images.__getitem__
+
+
+def _read_file(root: Path, name: str) -> bytes:
+    try:
+        return (root / name).read_bytes()
+    except OSError as exc:
         raise DatasetError(
-            f"Could not read the archive {path} ({exc!r}); it looks damaged, so re-create or re-download it."
-        ) from exc
+            f"Cannot read {root / name} ({exc.strerror or exc}); make it readable or remove it, and rerun."
+        ) from None
+
+
+def _read_tar(path: Path, mode: str, progress: bool) -> dict[str, bytes]:
+    """The bytes of every image in a tar, links resolved, after checking the archive is whole.
+
+    A compressed tar can only be read front to back, so all image bytes are taken in one pass.
+    """
+    images: dict[str, bytes] = {}
+    members: set[str] = set()  # every file and folder, images or not: what a link may point to
+    links: dict[str, str | None] = {}
+    with tarfile.open(path, mode) as tf, tqdm(desc=f"reading {path.name}", unit=" files", disable=not progress) as bar:
+        for member in tf:
+            name = _member_name(member.name).rstrip("/")
+            if member.issym() or member.islnk():
+                if not _is_hidden(name):
+                    links[name] = _link_target(name, member.linkname, symbolic=member.issym())
+                continue
+            members.add(name)
+            if member.isfile() and _is_image_name(name):
+                images[name] = tf.extractfile(member).read()
+                bar.update()
+        _check_tar_end(tf)
+    return _resolve_links(images, members, links, path)
+
+
+def _check_tar_end(tf: tarfile.TarFile) -> None:
+    """Raise tarfile.ReadError unless ``tf`` (read to its last member) ended where the archive ends.
+
+    tarfile stops without a word at a damaged or missing header, as if the archive ended
+    there. So the block it stopped at must have been read whole, and all that follows it
+    must be the zero padding of a real end. Reading to the end also makes gzip, bz2 and xz
+    check their CRC and length, which catches damage inside the members' data too.
+    """
+    stream, stopped_at = tf.fileobj, tf.offset
+    position = stream.tell()
+    if position < stopped_at + tarfile.BLOCKSIZE:
+        raise tarfile.ReadError(f"it ends early, {position} bytes into the unpacked archive, in the middle of an entry")
+    only_zeros = True
+    while chunk := stream.read(1 << 20):  # read on even after stray bytes: a CRC error says more
+        only_zeros = only_zeros and chunk.count(0) == len(chunk)
+    if not only_zeros:
+        raise tarfile.ReadError(
+            f"its entry {stopped_at} bytes into the unpacked archive is unreadable, and so is everything after it"
+        )
+
+
+def _read_zip(path: Path, progress: bool) -> dict[str, bytes]:
+    """The bytes of every image in a zip, links resolved.
+
+    Every member is read, images or not, so that zipfile checks each one's CRC and a
+    damaged archive is refused whole rather than loaded in part.
+    """
+    images: dict[str, bytes] = {}
+    members: set[str] = set()
+    links: dict[str, str | None] = {}
+    with zipfile.ZipFile(path) as zf, tqdm(desc=f"reading {path.name}", unit=" files", disable=not progress) as bar:
+        for info in zf.infolist():
+            name = _member_name(info.filename).rstrip("/")
+            if stat.S_ISLNK(info.external_attr >> 16):  # zip -y stores a link as its target's path
+                if not _is_hidden(name):
+                    links[name] = _link_target(name, zf.read(info).decode("utf-8", "replace"), symbolic=True)
+                continue
+            members.add(name)
+            if info.is_dir():
+                continue
+            if _is_image_name(name):
+                images[name] = zf.read(info)  # zipfile checks the CRC as it reads
+                bar.update()
+            else:
+                with zf.open(info) as member:  # only for its CRC: read in pieces, however big it is
+                    while member.read(1 << 20):
+                        pass
+    return _resolve_links(images, members, links, path)
+
+
+def _link_target(name: str, linkname: str, symbolic: bool) -> str | None:
+    """The archive path that the link member ``name`` points to; None if that is outside the archive."""
+    if symbolic:  # relative to the link's own folder, like a link on disk
+        if linkname.startswith("/"):
+            return None
+        target = posixpath.normpath(posixpath.join(posixpath.dirname(name), linkname))
+    else:  # a tar hard link names an earlier member by its path in the archive
+        target = posixpath.normpath(_member_name(linkname))
+    return None if target in (".", "..") or target.startswith("../") else target
+
+
+def _names_under(sorted_names: list[str], folder: str) -> list[str]:
+    """The names in ``sorted_names`` inside ``folder``: a slice, as '0' sorts right after '/'."""
+    start = bisect.bisect_left(sorted_names, folder + "/")
+    return sorted_names[start:bisect.bisect_left(sorted_names, folder + "0", start)]
+
+
+def _resolve_links(
+    images: dict[str, bytes], members: set[str], links: dict[str, str | None], path: Path
+) -> dict[str, bytes]:
+    """``images`` plus the images that the archive's links stand for, as following them on disk gives.
+
+    A link to an image is that image under the link's name; a link to a folder holds, under
+    its name, every image of that folder; links to links are followed. A link the archive
+    cannot resolve (it points outside, at nothing, or round in a loop) is refused.
+    """
+    if not links:
+        return images
+
+    def refuse(link: str, problem: str) -> DatasetError:
+        return DatasetError(
+            f"{link!r} in {path} is a link {problem}; re-create the archive with links replaced by what they point to "
+            "(tar --dereference, or zip without --symlinks) and rerun."
+        )
+
+    for link, target in links.items():
+        if target is None:
+            raise refuse(link, "to somewhere outside the archive")
+        if link == target or link.startswith(target + "/"):
+            raise refuse(link, f"to {target}, a folder that contains it (a loop)")
+    resolved = dict(images)
+    for _ in range(MAX_LINK_DEPTH):  # each round follows one more link in a chain of links
+        names = sorted(resolved)
+        found: dict[str, bytes] = {}
+        for link, target in links.items():
+            if target in resolved:
+                found[link] = resolved[target]
+            for name in _names_under(names, target):
+                found[link + name[len(target):]] = resolved[name]
+        new = {name: data for name, data in found.items() if name not in resolved}
+        if not new:
+            break
+        resolved.update(new)
+    else:
+        raise refuse(next(iter(links)), f"in a loop of links more than {MAX_LINK_DEPTH} deep")
+
+    known = sorted(members | set(links) | set(resolved))
+    for link, target in links.items():
+        if target not in members and target not in links and not _names_under(known, target):
+            raise refuse(link, f"to {target}, which is not in the archive")
+        if _is_image_name(link) and link not in resolved:
+            raise refuse(link, f"to {target}, which is not an image file in the archive")
+    return resolved
 
 
 def _resolve_layout(names: list[str], path: Path) -> tuple[str, str]:
@@ -541,8 +788,9 @@ def _decode_all(
     out = np.empty((len(names), image_size, image_size, 3), dtype=np.uint8)
     is_dir = path.is_dir()
     for i, name in enumerate(tqdm(names, desc=f"decoding {split}", unit=" img", disable=not progress)):
+        data = read(name)  # outside the try: a file that cannot be read is not an image that cannot be decoded
         try:
-            out[i] = _decode_image(read(name), image_size)
+            out[i] = _decode_image(data, image_size)
         except Exception as exc:  # Pillow raises many types (OSError, SyntaxError, ValueError, ...)
             display = str(path / name) if is_dir else f"{name!r} in {path}"
             raise DatasetError(
@@ -555,7 +803,7 @@ def _decode_image(data: bytes, image_size: int) -> np.ndarray:
     """Decode bytes to RGB, center-crop to a square, resize (bicubic): (S, S, 3) uint8."""
     with Image.open(io.BytesIO(data)) as img:
         img.load()
-        img = img.convert("RGB") if img.mode != "RGB" else img.copy()
+        img = _to_rgb(img)
     w, h = img.size
     if w != h:
         side = min(w, h)
@@ -564,6 +812,27 @@ def _decode_image(data: bytes, image_size: int) -> np.ndarray:
     if img.size != (image_size, image_size):
         img = img.resize((image_size, image_size), Image.Resampling.BICUBIC)
     return np.asarray(img)
+
+
+# Pillow's modes for 16-bit greyscale. (16-bit colour PNGs it decodes to 8-bit "RGB" itself.)
+SIXTEEN_BIT_GREY_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """``img`` as 8-bit RGB, deep greyscale scaled into 0..255 rather than clipped.
+
+    Pillow's convert("RGB") clips 16-bit values at 255, so a 16-bit greyscale image would
+    come out nearly white; 0..65535 is scaled to 0..255 instead. Older Pillows open a 16-bit
+    greyscale PNG as 32-bit "I", which for a PNG can only hold 16-bit values. Other 32-bit
+    integer or float images have no known range, so they are refused rather than guessed at.
+    """
+    if img.mode in SIXTEEN_BIT_GREY_MODES or (img.mode == "I" and img.format == "PNG"):
+        grey = np.rint(np.asarray(img).astype(np.float64) / 257)  # 65535 / 257 = 255
+        return Image.fromarray(grey.astype(np.uint8)).convert("RGB")
+    if img.mode in ("I", "F"):
+        kind = "integers" if img.mode == "I" else "floating-point numbers"
+        raise ValueError(f"its pixels are 32-bit {kind}, whose brightness range is unknown; save it with 8 or 16 bits")
+    return img.convert("RGB") if img.mode != "RGB" else img.copy()
 
 
 # ---------------------------------------------------------------------------

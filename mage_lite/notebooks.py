@@ -5,6 +5,7 @@
     python -m mage_lite.notebooks run --preset ci --dataset PATH/TO/cifar10-jpg.tar.gz \
         --set mae_train.steps=100 --seed 1
     python -m mage_lite.notebooks run --preset cpu --pretrained --dataset PATH  # committed weights, no training
+    python -m mage_lite.notebooks run --preset cpu --pretrained-or-train --dataset PATH --seed 1  # train what they do not match
     python -m mage_lite.notebooks publish --preset cpu            # metrics, figures, notebooks -> reports/cpu/
     python -m mage_lite.notebooks list
 
@@ -14,17 +15,21 @@ name and the failing cell, and the command exits non-zero.
 """
 
 import argparse
+import contextlib
 import errno
 import json
 import os
 import re
+import socket
 import sys
+import tempfile
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Callable
 
-from .artifacts import REPO_ROOT, load_json, runs_root, save_json
-from .config import PRESET_NAMES, ConfigError, load_preset
+from .artifacts import PRETRAINED_ENV, PRETRAINED_ONLY_ENV, REPO_ROOT, load_json, pin_environment_paths, runs_root, save_json
+from .config import PRESET_NAMES, ConfigError, check_seed, load_preset
 from .device import pick_device
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
@@ -95,8 +100,11 @@ def cli(body: Callable[[], int]) -> int:
     """Run a command-line ``body`` so that no input error or stop ends in a traceback.
 
     Bad input (ConfigError, ValueError) prints ``error: ...`` and returns 2; Ctrl-C returns 130
-    with one line; a full disk names the file and returns 1.
+    with one line; a full disk names the file and returns 1. The folders the environment names are
+    made absolute first (:func:`~mage_lite.artifacts.pin_environment_paths`), so that the kernels and
+    workers the command starts, which run in the repository root, use the same folders as the command.
     """
+    pin_environment_paths()
     try:
         return body()
     except KeyboardInterrupt:
@@ -116,6 +124,64 @@ def resolve_dataset(dataset: str) -> str:
     """A dataset path made absolute (kernels run in the repository root); names stay as they are."""
     path = Path(dataset).expanduser()
     return str(path.resolve()) if dataset and path.exists() else dataset
+
+
+def check_writable(folder: Path, remedy: str) -> None:
+    """Refuse in one sentence, before anything runs, a ``folder`` that cannot be made or written in
+    (permissions, a read-only mount, an immutable folder, a file in the way); ``remedy`` says what to do.
+    Nothing is left behind: the test file is made in the nearest folder that exists."""
+    nearest = Path(folder).absolute()
+    while not nearest.exists():
+        nearest = nearest.parent
+    try:
+        if not nearest.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+        tempfile.TemporaryFile(dir=nearest).close()
+    except OSError as e:
+        raise ConfigError(f"cannot write to {folder}: making a file in {nearest} fails ({e.strerror or e}); {remedy}") from None
+
+
+def network_problem(url: str, timeout: float = 5.0) -> str:
+    """Why ``url``'s host cannot be reached (one phrase), or "" when it takes a connection."""
+    parts = urllib.parse.urlsplit(url)
+    try:
+        socket.create_connection((parts.hostname, parts.port or 443), timeout=timeout).close()
+    except OSError as e:
+        return str(e) or type(e).__name__
+    return ""
+
+
+def check_reachable(dataset: str) -> None:
+    """Refuse the official cifar10 when it is neither in the data folder nor downloadable: every notebook
+    would fail on it, one after the other (image-folder paths and shapes are checked by load_preset)."""
+    from .data import CIFAR10_ARCHIVE, CIFAR10_FILES, CIFAR10_FOLDER, CIFAR10_URL, default_data_dir
+
+    if dataset.lower() != "cifar10":
+        return
+    data_dir = default_data_dir()
+    if (data_dir / CIFAR10_ARCHIVE).is_file() or all((data_dir / CIFAR10_FOLDER / f).is_file() for f in CIFAR10_FILES):
+        return
+    problem = network_problem(CIFAR10_URL)
+    if problem:
+        raise ConfigError(f"the dataset is cifar10, which is not in {data_dir} and cannot be downloaded ({problem}); "
+                          "pass --dataset PATH/TO/cifar10-jpg.tar.gz, or set MAGE_LITE_DATA_DIR to a folder holding "
+                          f"{CIFAR10_FOLDER}/")
+
+
+@contextlib.contextmanager
+def kernel_environment(values: dict[str, str]):
+    """Set environment variables for the kernels started inside the block (they inherit this process's
+    environment), and put the old values back after it."""
+    old = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in old.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def execute(book: Path, params: dict, out_dir: Path, progress: bool = True, name: str = "") -> Path:
@@ -306,35 +372,40 @@ def record_trained_earlier(preset: str, record_path: Path) -> dict:
 
 def run(preset: str, only: list[str] | None = None, dataset: str = "", seed: int = 0, device: str = "",
         overrides: dict | None = None, progress: bool = True, fresh: bool = False,
-        pretrained: bool = False) -> dict[str, float]:
+        pretrained: bool = False, train_unmatched: bool = False) -> dict[str, float]:
     """Execute the chosen notebooks in order; returns {notebook: seconds}.
 
     ``pretrained``: load the preset's committed weights (:mod:`mage_lite.pretrained`) instead of
-    training, leave out the sweeps and ablations, and write to ``runs/pretrained/``.
+    training, leave out the sweeps and ablations, and write to ``pretrained/`` under the runs folder.
+    A run the weights do not match (its seed, data or a model's config) is refused, up front where
+    that can be told, else when the model is asked for; ``train_unmatched`` trains those models instead.
 
     ``fresh``: every model (and token bank) the notebooks use is made again in this run, once,
     instead of reused from an earlier one (later notebooks of the same run reuse what earlier
     ones made afresh)."""
-    if pretrained:
-        from .artifacts import PRETRAINED_ENV
-        from .pretrained import PRETRAINED_OVERRIDES, weights_dir
+    from .pretrained import PRETRAINED_OVERRIDES, check_pretrained_run, pretrained_root
 
-        if not (weights_dir(preset) / "manifest.json").exists():
-            shipped = sorted(p.parent.parent.name for p in (REPO_ROOT / "reports").glob("*/weights/manifest.json"))
-            raise ConfigError(f"preset {preset!r} has no pretrained weights in {weights_dir(preset)}; "
-                              f"--pretrained works with {', '.join(shipped) or 'no preset yet'}")
-        os.environ[PRETRAINED_ENV] = str(weights_dir(preset))  # read in the kernels, which inherit the environment
-        os.environ.setdefault("MAGE_LITE_RUNS_DIR", str(REPO_ROOT / "runs" / "pretrained"))
+    pretrained = pretrained or train_unmatched
+    if pretrained:
         overrides = {**PRETRAINED_OVERRIDES, **(overrides or {})}
+    if overrides and "data.dataset" in overrides:  # kernels run in the repository root: a relative path would move
+        overrides = {**overrides, "data.dataset": resolve_dataset(overrides["data.dataset"])}
     # Refuse bad input before any kernel starts.
     cfg = load_preset(preset, overrides, dataset=dataset, device=device)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
+    check_seed(seed)
     try:
         pick_device(cfg.device)
     except ValueError as e:
         raise ConfigError(str(e)) from None
     books = select(only)
+    check_reachable(cfg.data.dataset)
+    environment = {}  # for the kernels, which inherit it
+    if pretrained:
+        weights = check_pretrained_run(preset, cfg, seed, refuse_unmatched=not train_unmatched)
+        environment = {PRETRAINED_ENV: str(weights), PRETRAINED_ONLY_ENV: "" if train_unmatched else "1",
+                       "MAGE_LITE_RUNS_DIR": str(pretrained_root())}  # never beside the trained runs
+    if fresh:  # read by mage_lite.artifacts in the kernels
+        environment["MAGE_LITE_FRESH_AFTER"] = str(time.time())
     params = {"preset": preset, "seed": seed}
     if dataset:
         params["dataset"] = resolve_dataset(dataset)
@@ -342,16 +413,21 @@ def run(preset: str, only: list[str] | None = None, dataset: str = "", seed: int
         params["device"] = device
     if overrides:
         params["overrides"] = overrides
-    out_dir = runs_root() / preset / "notebooks"
-    record_path = runs_root() / preset / "timings.json"
     command = "python -m mage_lite.notebooks run " + " ".join(
         [f"--preset {preset}", f"--only {' '.join(b.stem[:2] for b in books)}"]
         + ([f"--dataset {dataset}"] if dataset else []) + ([f"--seed {seed}"] if seed else [])
         + ([f"--device {device}"] if device else []) + (["--fresh"] if fresh else [])
-        + (["--pretrained"] if pretrained else [])
+        + (["--pretrained-or-train" if train_unmatched else "--pretrained"] if pretrained else [])
         + ([f"--set {' '.join(f'{k}={json.dumps(v)}' for k, v in overrides.items())}"] if overrides else []))
-    if fresh:  # read by mage_lite.artifacts in the kernels, which inherit the environment
-        os.environ["MAGE_LITE_FRESH_AFTER"] = str(time.time())
+    with kernel_environment(environment):
+        check_writable(runs_root() / preset, "set MAGE_LITE_RUNS_DIR to a folder you can write to")
+        return _execute_all(preset, books, params, command, progress)
+
+
+def _execute_all(preset: str, books: list[Path], params: dict, command: str, progress: bool) -> dict[str, float]:
+    """Execute ``books`` with ``params``, recording each one's time, then write the preset's summary."""
+    out_dir = runs_root() / preset / "notebooks"
+    record_path = runs_root() / preset / "timings.json"
     timings = {}
     for book in books:
         print(f"== {book.stem} (preset {preset})", flush=True)
@@ -384,7 +460,10 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--no-progress", action="store_true")
     r.add_argument("--fresh", action="store_true", help="train every model again instead of reusing earlier runs' models")
     r.add_argument("--pretrained", action="store_true",
-                   help="load the committed weights (reports/<preset>/weights) instead of training; sweeps and ablations left out")
+                   help="load the committed weights (reports/<preset>/weights) instead of training; sweeps and ablations "
+                        "left out; a run they do not match (seed, data, a model's config) is refused")
+    r.add_argument("--pretrained-or-train", action="store_true",
+                   help="as --pretrained, but train the models the committed weights do not match")
     pub = sub.add_parser("publish", help="copy a finished run's summary and figures to reports/<preset>/")
     pub.add_argument("--preset", default="cpu")
     sub.add_parser("list", help="list the notebooks")
@@ -399,7 +478,7 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> int:
         try:
             run(args.preset, args.only, args.dataset, args.seed, args.device, parse_set(args.set), not args.no_progress,
-                args.fresh, args.pretrained)
+                args.fresh, args.pretrained, train_unmatched=args.pretrained_or_train)
         except NotebookFailed as e:
             print(f"error: {e}", file=sys.stderr)
             return 1

@@ -8,20 +8,24 @@
 
 A ``--pretrained`` run loads each model from ``reports/<preset>/weights/`` instead of training it
 (the weights are checked against ``manifest.json``), leaves out the sweeps and ablations whose
-models are not shipped, and writes to ``runs/pretrained/`` so it never mixes with trained models.
+models are not shipped, and writes to ``pretrained/`` under the runs folder (``runs/`` or
+``$MAGE_LITE_RUNS_DIR``) so it never mixes with trained models. A run the weights cannot stand in
+for (another seed, other data, a model's config changed by ``--set``) is refused, not trained,
+unless asked with ``--pretrained-or-train``.
 The weights are matched by model name and config, not by code: a test loads them into the
 current code and checks they reproduce the probe the published run measured.
 """
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 import torch
 
-from .artifacts import (REPO_ROOT, atomic_torch_save, load_json, load_state, render_readme_block, runs_root, save_json,
-                        sha256_of, shipped_name)
-from .config import load_preset
+from .artifacts import (REPO_ROOT, atomic_torch_save, is_tracked, load_json, load_state, render_readme_block, runs_root,
+                        save_json, sha256_of, shipped_name)
+from .config import ConfigError, Preset, load_preset
 
 LIMIT_MB = 20.0  # all shipped weights of a preset together
 # The models a --pretrained run needs: the main model of each notebook (run folder names without their hash)
@@ -34,6 +38,82 @@ PRETRAINED_OVERRIDES = {"mae_ratio_sweep": [], "mage_c_weight_sweep": [], "mage_
 
 def weights_dir(preset: str) -> Path:
     return REPO_ROOT / "reports" / preset / "weights"
+
+
+def published_run(weights: Path) -> dict | None:
+    """A notebook's metrics from the published run the weights in ``weights`` were exported from (the report
+    folder holds both): the config, seed and data they were trained with. None where no run is published beside them."""
+    found = sorted(weights.parent.glob("[0-9][0-9]_*/seed*/metrics.json"))
+    return load_json(found[0]) if found else None
+
+
+# The config sections the shipped models' reuse keys are made of (session.NotebookRun.train, fd.feature_net_key)
+MODEL_SECTIONS = ("data", "mae", "mae_train", "vqgan", "vqgan_train", "mage", "mage_train", "bank", "fd_classifier",
+                  "fd_classifier_train")
+DATASET_NAMES = ("shapes", "cifar10")
+
+
+def config_differences(wanted: dict, shipped: dict) -> list[str]:
+    """'section.field=shipped value (this run: value)' for each field of :data:`MODEL_SECTIONS` where the preset
+    dicts ``wanted`` and ``shipped`` differ; the dataset is compared by :func:`run_mismatch`."""
+    wanted = json.loads(json.dumps(wanted, default=list))  # tuples as the lists the published metrics hold
+    return [f"{section}.{key}={json.dumps(shipped.get(section, {}).get(key))} (this run: {json.dumps(value)})"
+            for section in MODEL_SECTIONS for key, value in wanted[section].items()
+            if (section, key) != ("data", "dataset") and value != shipped.get(section, {}).get(key)]
+
+
+def run_mismatch(cfg: Preset, seed: int, published: dict) -> str:
+    """Why a run of ``cfg`` with ``seed`` cannot load the weights of the ``published`` run, as far as can be told
+    before any data is read; "" when nothing tells them apart."""
+    if seed != published["seed"]:
+        return f"they were trained with seed {published['seed']}, not {seed}"
+    ours, theirs = cfg.data.dataset, published["config"]["data"]["dataset"]
+    # Two paths may hold the same data (a copy of one archive): the kernels compare the pixels (why_not_shipped).
+    if (ours.lower() in DATASET_NAMES or theirs.lower() in DATASET_NAMES) and ours.lower() != theirs.lower():
+        shipped_data = theirs if theirs.lower() in DATASET_NAMES else f"the image folder {Path(theirs).name}"
+        return f"they were trained on other data ({shipped_data}), not on {ours!r}"
+    differences = config_differences(cfg.to_dict(), published["config"])
+    if differences:
+        more = f" (and {len(differences) - 1} more)" if len(differences) > 1 else ""
+        return f"they were trained with {differences[0]}{more}"
+    return ""
+
+
+def check_pretrained_run(preset: str, cfg: Preset, seed: int, refuse_unmatched: bool = True) -> Path:
+    """The folder of ``preset``'s shipped weights, for a ``--pretrained`` run of ``cfg`` (the preset with the run's
+    overrides and data) and ``seed``. Refused before any kernel starts: a preset without weights, and, with
+    ``refuse_unmatched``, a run whose seed, data or model configs differ from the published run's."""
+    weights = weights_dir(preset)
+    manifest = weights / "manifest.json"
+    if not manifest.exists() and is_tracked(manifest):
+        raise ConfigError(f"{manifest} is missing; restore it with `git checkout -- {manifest}`")
+    if not manifest.exists():
+        shipped = sorted(p.parent.parent.name for p in (REPO_ROOT / "reports").glob("*/weights/manifest.json"))
+        raise ConfigError(f"preset {preset!r} has no pretrained weights in {weights}; "
+                          f"--pretrained works with {', '.join(shipped) or 'no preset yet'}")
+    published = published_run(weights)
+    why = run_mismatch(cfg, seed, published) if refuse_unmatched and published is not None else ""
+    if why:
+        raise ConfigError(f"the {preset} weights cannot stand in for this run's models: {why}; run as they were "
+                          "trained, or pass --pretrained-or-train to train the models they do not match")
+    return weights
+
+
+def why_not_shipped(name: str, config: dict, weights: Path) -> str:
+    """Why the weights in ``weights`` hold none for model ``name`` with ``config`` (its reuse key), in a phrase:
+    what a kernel says when a run got past :func:`check_pretrained_run` (data at another path, a model not shipped)."""
+    names = sorted({stem.rsplit("-", 1)[0] for stem in load_json(weights / "manifest.json")["models"]})
+    if name not in names:
+        return f"no {name} is shipped, only {', '.join(names)}"
+    published = published_run(weights)
+    data = (published or {}).get("dataset", {})
+    if data.get("identity") and config.get("data") not in (None, data["identity"]):
+        return (f"the shipped weights were trained on other data ({data.get('source')}: {data['identity']}) "
+                f"than this run reads ({config['data']})")
+    if published is not None and config.get("seed") not in (None, published["seed"]):
+        return f"the shipped weights were trained with seed {published['seed']}, not {config['seed']}"
+    return ("its config differs from the one the shipped weights were trained with (a --set override, or the preset "
+            "changed since they were exported)")
 
 
 def half(state: dict) -> dict:
@@ -97,14 +177,21 @@ def export(preset: str, names: tuple = MAIN_MODELS, dest: Path | None = None, li
 COMPARED = ("probe_", "psnr", "masked_acc", "mode_share", "fd_classifier_", "kid_", "precision_", "recall_")
 
 
+def pretrained_root() -> Path:
+    """The runs folder of ``--pretrained`` runs: ``pretrained/`` in the runs folder (``$MAGE_LITE_RUNS_DIR`` or
+    ``runs/``), apart from the models trained there."""
+    return runs_root() / "pretrained"
+
+
 def pretrained_runs(preset: str) -> Path:
     """Where a ``--pretrained`` run of ``preset`` writes its notebooks' outputs and timings."""
-    return REPO_ROOT / "runs" / "pretrained" / preset
+    return pretrained_root() / preset
 
 
 def compare(preset: str, runs: Path | None = None, published: Path | None = None) -> list[tuple[str, str, float, float]]:
     """(notebook, metric, published, pretrained) for every probe and generation metric that both the
-    published run (``reports/<preset>/``) and the ``--pretrained`` run (``runs/pretrained/<preset>/``) logged."""
+    published run (``reports/<preset>/``) and the ``--pretrained`` run (``runs``, by default
+    :func:`pretrained_runs`) logged."""
     from .notebooks import _flatten
 
     runs = runs or pretrained_runs(preset)
@@ -156,22 +243,28 @@ def main(argv: list[str] | None = None) -> int:
     c = sub.add_parser("compare", help="the --pretrained run's probes and generation metrics beside the published run's")
     c.add_argument("--preset", default="cpu")
     c.add_argument("--render", default="", metavar="JSON", help="only re-render README.md's summary from a committed check")
+    c.add_argument("--runs", default="", metavar="DIR",
+                   help="the --pretrained run's folder (default: pretrained/<preset> in $MAGE_LITE_RUNS_DIR or runs/)")
     args = ap.parse_args(argv)
 
     def body() -> int:
         if args.cmd == "compare" and args.render:
+            if not Path(args.render).is_file():
+                raise ConfigError(f"{args.render} does not exist; pass the check `python -m mage_lite.pretrained compare` "
+                                  "wrote, e.g. reports/cpu/pretrained_check.json")
             print(f"rendered {render_readme_block(args.render, CHECK_START, CHECK_END, render_check)}")
             return 0
         if args.cmd == "compare":
-            rows = compare(args.preset)
+            runs = Path(args.runs) if args.runs else pretrained_runs(args.preset)
+            rows = compare(args.preset, runs)
             if not rows:
-                raise ValueError(f"nothing to compare: run `python -m mage_lite.notebooks run --preset {args.preset} "
-                                 f"--pretrained` first (its metrics land in runs/pretrained/{args.preset}/)")
+                raise ConfigError(f"nothing to compare in {runs}: run `python -m mage_lite.notebooks run --preset "
+                                  f"{args.preset} --pretrained` first, or pass --runs with the folder its metrics went to")
             print("| notebook | metric | published | pretrained | difference |\n| --- | --- | --- | --- | --- |")
             for stem, key, a, b in rows:
                 print(f"| {stem} | {key} | {a:.4g} | {b:.4g} | {b - a:+.3g} |")
             out = REPO_ROOT / "reports" / args.preset / "pretrained_check.json"
-            save_json(record_check(args.preset, rows), out)
+            save_json(record_check(args.preset, rows, runs), out)
             print(f"wrote {out}; rendered {render_readme_block(out, CHECK_START, CHECK_END, render_check)}")
             return 0
         dest = export(args.preset)

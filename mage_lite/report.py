@@ -35,7 +35,7 @@ from typing import Callable
 from .artifacts import REPO_ROOT, DamagedFileError, block_between, config_hash, load_json, replace_block, runs_root, save_json
 from .config import PRESET_NAMES, ConfigError, load_preset
 from .data import load_dataset, source_key
-from .notebooks import NOTEBOOK_DIR, cli, resolve_dataset
+from .notebooks import NOTEBOOK_DIR, check_reachable, check_writable, cli, resolve_dataset
 
 TABLE_START, TABLE_END = "<!-- report-table -->", "<!-- /report-table -->"
 SUMMARY_START, SUMMARY_END = "<!-- report-summary -->", "<!-- /report-summary -->"
@@ -436,6 +436,48 @@ def start_worker(cmd: list[str], log, jobs: int) -> subprocess.Popen:
                             env={**os.environ, "MAGE_LITE_JOBS": str(jobs)})
 
 
+# What one notebook run of the report preset holds at once (CIFAR-10 decoded, its models, the probes' features,
+# the kernel and its worker): an estimate, not a measurement, erring high so that --jobs never swaps.
+JOB_MEMORY_GIB = 2.0
+
+
+def _available_memory_gib() -> float | None:
+    """The memory available to new processes (Linux's MemAvailable), or None where it cannot be read."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) / 2**20
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def cap_jobs(jobs: int) -> int:
+    """``jobs``, or fewer where this machine holds fewer notebook runs at once (one per core, and
+    :data:`JOB_MEMORY_GIB` of available memory each), saying so."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    limits = [(cores, f"{cores} CPU cores")]
+    memory = _available_memory_gib()
+    if memory is not None:
+        limits.append((max(1, int(memory // JOB_MEMORY_GIB)),
+                       f"{memory:.1f} GiB of available memory, about {JOB_MEMORY_GIB:.0f} GiB per notebook run"))
+    most, why = min(limits)
+    if jobs <= most:
+        return jobs
+    print(f"--jobs {jobs} capped at {most}: this machine has {why}", flush=True)
+    return most
+
+
+def failure_reason(log: Path) -> str:
+    """A failed worker's reason in one line, whole: its last ``error: ...`` message (a notebook's error may span
+    lines), else the last line of its log (an uncaught traceback ends with the exception)."""
+    text = log.read_text(errors="replace") if log.exists() else ""
+    errors = list(re.finditer(r"^error: ", text, re.M))
+    if errors:
+        return " ".join(text[errors[-1].end():].split())
+    return ([line.strip() for line in text.splitlines() if line.strip()][-1:] or ["(no output)"])[0]
+
+
 def run_grid(preset: str, seeds: int, dataset: str = "", jobs: int = 2, arms: tuple = ARMS, rerun: tuple = ()) -> dict:
     """Run every (arm, seed) not finished yet, and the arms named in ``rerun`` again (e.g. after their
     notebook learned to log more; the models they trained are still reused); returns
@@ -444,8 +486,11 @@ def run_grid(preset: str, seeds: int, dataset: str = "", jobs: int = 2, arms: tu
     if unknown:
         raise ConfigError(f"--rerun names no arm of the grid: {', '.join(unknown)}; "
                           f"the arms are {', '.join(a.name for a in arms)}")
-    load_preset(preset, dataset=dataset)  # refuse a bad preset or dataset before starting anything
+    # Refuse a bad preset or dataset, data that cannot be read and a folder that cannot be written before starting anything.
+    check_reachable(load_preset(preset, dataset=dataset).data.dataset)
+    check_writable(runs_root() / preset, "set MAGE_LITE_RUNS_DIR to a folder you can write to")
     dataset = resolve_dataset(dataset)
+    jobs = cap_jobs(jobs)
     log_dir = runs_root() / preset / "report"
     log_dir.mkdir(parents=True, exist_ok=True)
     status_path = log_dir / "status.json"
@@ -511,11 +556,12 @@ def run_grid(preset: str, seeds: int, dataset: str = "", jobs: int = 2, arms: tu
                 a, s = running.pop(fut)
                 rc, secs, log = fut.result()
                 entry = {"status": "done" if rc == 0 else "failed", "seconds": secs, "token_banks_built": _banks_built(a, preset, s)}
+                reason = failure_reason(log) if rc else ""
                 if rc:
-                    tail = [line for line in log.read_text().splitlines() if line.strip()][-1:] or ["(no output)"]
-                    entry["error"] = f"exit code {rc}: {tail[0][:300]} (full log: {log})"
+                    entry["error"] = f"exit code {rc}: {reason} (full log: {log})"
                 status[f"{a.name}/{s}"] = entry
-                print(f"  {entry['status']} {a.name} seed {s} in {secs / 60:.1f} min", flush=True)
+                print(f"  {entry['status']} {a.name} seed {s} in {secs / 60:.1f} min" + (f": {reason}" if reason else ""),
+                      flush=True)
             save_json(status, status_path)
     built = sum(e.get("token_banks_built", 0) for e in status.values())
     print(f"token banks built by the runs of this report: {built}", flush=True)
@@ -765,6 +811,8 @@ def _report(args) -> int:
         if out == REPO_ROOT / "reports" / "report":  # the project README shows the committed report's table
             publish(metrics, text)
         return 0
+    # Before the grid: a report folder that cannot be written would be found out only after hours of runs.
+    check_writable(out, "pass --out a folder you can write to")
     command = " ".join(["python -m mage_lite.report", f"--preset {args.preset}", f"--seeds {args.seeds}"]
                        + ([f"--dataset {args.dataset}"] if args.dataset else []) + ([f"--jobs {args.jobs}"] if args.jobs != 2 else [])
                        + ([f"--rerun {' '.join(args.rerun)}"] if args.rerun else []))

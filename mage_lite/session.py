@@ -14,7 +14,7 @@ import torch.nn as nn
 from .artifacts import get_or_train, runs_root, save_json
 from .augment import BatchSampler
 from .banner import print_preset_banner
-from .config import load_preset
+from .config import check_seed, load_preset
 from .data import load_dataset
 from .device import pick_device
 from .mae import MAE
@@ -35,16 +35,16 @@ class NotebookRun:
     """
 
     def __init__(self, notebook: str, preset: str, dataset: str = "", seed: int = 0, device: str = "",
-                 overrides: dict | None = None):
+                 overrides: dict | None = None, code_in_key: bool = True):
         self.cfg = load_preset(preset, overrides, dataset=dataset, device=device)
-        if not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        check_seed(seed)
         self.notebook, self.preset, self.seed = notebook, preset, seed
         self.device = pick_device(self.cfg.device)
         variant = self.cfg.variant
         self.dir = runs_root() / preset / (f"{notebook}--{variant}" if variant else notebook) / f"seed{seed}"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.models_dir = runs_root() / preset / "models"
+        self.code_in_key = code_in_key  # False: models keyed by config alone (artifacts.get_or_train), for multi-day runs
         self.model_dirs: dict[str, Path] = {}  # name -> folder of each model this run trained or reused
         self.started = time.perf_counter()
         torch.manual_seed(seed)
@@ -101,7 +101,7 @@ class NotebookRun:
 
         model, history, self.model_dirs[name] = get_or_train(name, key, build, run, self.models_dir, self.device,
                                                              code=(fit, BankSampler if make_sampler else BatchSampler),
-                                                             retrain=retrain)
+                                                             retrain=retrain, code_in_key=self.code_in_key)
         return model, history
 
     def tokenizer_key(self) -> dict:
@@ -167,10 +167,11 @@ class NotebookRun:
                           views=views, make_sampler=make_sampler)
 
     @staticmethod
-    def mage_name(mask_ratio: str) -> str:
-        """The name of a plain MAGE trained with ``mask_ratio``, e.g. "mage-truncnorm", "mage-fixed0.75": one
-        place, so that notebooks 03-05 name (and so reuse) the same model alike."""
-        return f"mage-{mask_ratio.replace(':', '')}"
+    def mage_name(mask_ratio: str, padding: str = "") -> str:
+        """The name of a MAGE trained with ``mask_ratio`` (and, when given, the non-default ``padding``), e.g.
+        "mage-truncnorm", "mage-fixed0.75", "mage-truncnorm-mask_token": one place, so that notebooks 03-05 and
+        their solutions name (and so reuse) the same model alike."""
+        return f"mage-{mask_ratio.replace(':', '')}" + (f"-{padding}" if padding else "")
 
     def main_mage(self, tokenizer: nn.Module, crop_scale: tuple | None = None) -> tuple[nn.Module, list[dict]]:
         """Notebook 03's MAGE, the preset's config as it stands (trained now or reused): what notebooks

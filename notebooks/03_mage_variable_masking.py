@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -258,8 +258,7 @@ plt.show()
 paddings = {mcfg.padding: (model, history)}
 other_padding = "mask_token" if mcfg.padding == "cls" else "cls"
 if run.cfg.ablations.other_padding:
-    paddings[other_padding] = run.mage(tokenizer, f"{run.mage_name(mcfg.mask_ratio)}-{other_padding}",
-                                       padding=other_padding)
+    paddings[other_padding] = run.mage(tokenizer, run.mage_name(mcfg.mask_ratio, other_padding), padding=other_padding)
 label = {"cls": "[C] padding (MAGE)", "mask_token": "mask token (MAE-style)"}
 trap = {pad: trap_metrics(m, test_ids, EVAL_RATIO, seed) for pad, (m, _) in paddings.items()}
 trap_untrained = trap_metrics(untrained, test_ids, EVAL_RATIO, seed)

@@ -126,7 +126,10 @@ def test_decode_ids_in_batches_matches_one_call():
     ids = torch.randint(0, 16, (5, 8, 8))
     out = fd.decode_ids(vq, ids.flatten(1), batch_size=2)
     with torch.no_grad():
-        assert torch.allclose(out, vq.decode_ids(ids), atol=1e-6)
+        # Convolution kernels differ by batch size: the largest difference measured over 5 models, batch sizes
+        # 1-4 and 1-2 threads was 3.6e-6 on an AMD EPYC (Zen 4, AVX-512) and under 1e-6 on Intel (AMX).
+        # 1e-4 is ~30x that and still 40x below one 8-bit grey level (1/255): a wrong row would miss it by far.
+        assert torch.allclose(out, vq.decode_ids(ids), atol=1e-4, rtol=0)
     assert out.shape == (5, 3, 32, 32) and 0 <= out.min() and out.max() <= 1 and not out.requires_grad
 
 

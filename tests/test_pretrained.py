@@ -120,14 +120,14 @@ def test_a_pretrained_run_trains_nothing_and_measures_what_the_trained_run_did(s
     monkeypatch.setenv("MAGE_LITE_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv(PRETRAINED_ENV, "")  # run() sets it for its kernels; restored after the test
     notebooks.run("smoke", progress=False, pretrained=True)
+    ran = tmp_path / "runs" / "pretrained" / "smoke"  # apart from the trained runs in the same runs folder
     assert not list((tmp_path / "runs").rglob("model.pt")), "a --pretrained run trained a model"
     for stem, key in (("01_mae_baseline", "probe_normpix"), ("03_mage_variable_masking", "probe_mage"),
                       ("05_quantization_shortcut", "probe_continuous")):
         trained = load_json(smoke_runs / stem / "seed0" / "metrics.json")[key]
-        loaded = load_json(tmp_path / "runs" / "smoke" / stem / "seed0" / "metrics.json")[key]
+        loaded = load_json(ran / stem / "seed0" / "metrics.json")[key]
         assert abs(loaded - trained) <= 2.0, (stem, key, trained, loaded)  # fp16 weights; the smoke probes are small
-    check = pretrained.record_check("smoke", pretrained.compare("smoke", tmp_path / "runs" / "smoke", smoke_runs),
-                                    tmp_path / "runs" / "smoke")
+    check = pretrained.record_check("smoke", pretrained.compare("smoke", ran, smoke_runs), ran)
     stems = [p.stem for p in notebooks.discover()]
     assert sorted(check["minutes"]) == stems and len(check["rows"]) > 10
     assert f"ran all {len(stems)} notebooks in" in pretrained.render_check(check)

@@ -93,7 +93,7 @@ def no_kernel(monkeypatch, tmp_path):
     "args, fragment",
     [
         (["--dataset", "/no/such/data.tar.gz"], "is neither 'shapes', 'cifar10' nor an existing path"),
-        (["--seed", "-1"], "seed must be a non-negative integer, got -1"),
+        (["--seed", "-1"], "seed must be an integer from 0 to 2147483647, got -1"),
         (["--set", "mae_train.base_lr=NaN"], "must be a finite number"),
         (["--set", "mae_train.steps=5", "--set", "mae_train.steps=0"], "given twice"),
         (["--set", "mae_train.steps=5", "--set", "vqgan_train.steps=0"], "at least 1, got 0"),
@@ -114,7 +114,8 @@ def test_runner_refuses_cuda_without_cuda(no_kernel, capsys):
 
 def test_repeated_set_is_merged_and_only_needs_a_value(monkeypatch, capsys):
     seen = {}
-    monkeypatch.setattr(notebooks, "run", lambda preset, only, dataset, seed, device, overrides, progress, fresh, pretrained: seen.update(overrides))
+    monkeypatch.setattr(notebooks, "run", lambda preset, only, dataset, seed, device, overrides, progress, fresh, pretrained,
+                        train_unmatched: seen.update(overrides))
     assert notebooks.main(["run", "--set", "mae_train.steps=3", "--set", "vqgan_train.steps=4", "mae.dim=32"]) == 0
     assert seen == {"mae_train.steps": 3, "vqgan_train.steps": 4, "mae.dim": 32}
     with pytest.raises(SystemExit) as e:
@@ -335,7 +336,8 @@ def test_read_only_data_dir_on_download(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "_download", read_only)
     with pytest.raises(DatasetError) as e:
         data.load_cifar10(tmp_path / "ro", progress=False)
-    assert str(e.value) == f"Cannot write to {tmp_path / 'ro'}; set MAGE_LITE_DATA_DIR to a writable folder."
+    assert str(e.value) == (f"Cannot write to {tmp_path / 'ro'} (Permission denied); set MAGE_LITE_DATA_DIR to a writable folder, "
+                            "or pass --dataset PATH/TO/cifar10-jpg.tar.gz (an image-folder archive) to train without downloading.")
 
 
 # --- case 5: damaged run files ------------------------------------------------------------------------

@@ -6,14 +6,12 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
-
-# %%
 
 # %% [markdown]
 # # 03 · Solutions to the exercises
@@ -90,7 +88,7 @@ print(f"fd_classifier of real test images (the floor): {scorer.real:.2f}")
 # the trap of predicting one code everywhere (the mode share), which the mask token avoids.
 
 # %%
-compare({"[C] padding": base_results, "mask token": measure(mage("mage-masktoken", padding="mask_token"))})
+compare({"[C] padding": base_results, "mask token": measure(mage(run.mage_name(run.cfg.mage.mask_ratio, "mask_token"), padding="mask_token"))})
 
 # %% [markdown]
 # ## 2. The loss on all positions
