@@ -303,8 +303,8 @@ def measure_model_point(model_name: str, epochs: float, seed: int, preset: str, 
         budget = train_budget(run.cfg.mage_train, len(run.data.train_images))
     speeds = [h["img_per_s"] for h in history if "img_per_s" in h]
     return {"model": model_name, "epochs": epochs, "seed": seed, "overrides": overrides, "budget": budget,
-            "loss_last": history[-1]["loss"], "train_seconds": round(seconds, 1), "run": run.model_dirs.get(
-                "mae-normpix-r0.75" if model_name == "mae" else MAGE_ARMS[model_name][0], Path("")).name,
+            "loss_last": history[-1]["loss"], "train_seconds": round(seconds, 1),
+            "run": list(run.model_dirs.values())[-1].name,  # the model just trained or reused (the tokenizer came first)
             "img_per_s": sorted(speeds)[len(speeds) // 2] if speeds else None, "threads": torch.get_num_threads(),
             "code": code_version(), **result}
 
@@ -480,7 +480,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m mage_lite.budget_curve", description=__doc__.split("\n")[0])
     ap.add_argument("--preset", default="ci")
     ap.add_argument("--dataset", default="")
-    ap.add_argument("--epochs", nargs="+", type=float, default=[1, 2, 4, 8])
+    ap.add_argument("--epochs", nargs="+", type=float, default=None,
+                    help="the budgets (default: 1 2 4 8; with --per-model, the whole plan)")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0])
     ap.add_argument("--generation", action="store_true", help="also score MAGE's unconditional samples (KID, fd_classifier)")
     ap.add_argument("--out", default="reports/budget/ci.json")
@@ -491,7 +492,8 @@ def main(argv=None) -> int:
     ap.add_argument("--models", nargs="+", choices=CURVE_MODELS, default=list(CURVE_MODELS))
     ap.add_argument("--status", action="store_true", help="with --per-model: list the points done and left, with hours")
     args = ap.parse_args(argv)
-    given_epochs = argv is not None and "--epochs" in argv or argv is None and "--epochs" in sys.argv
+    given_epochs = args.epochs is not None
+    args.epochs = args.epochs or [1.0, 2.0, 4.0, 8.0]
 
     def body() -> int:
         if args.render:
