@@ -1,4 +1,4 @@
-"""Notebook 05 (quantization shortcut) executed with papermill: in smoke always, in ci on real CIFAR-10 in CI.
+"""Notebook 05 (quantization shortcut) executed with papermill: in smoke always, in ci on real CIFAR-10 with MAGE_LITE_CI_NOTEBOOKS=all (CI runs ci only for 00-03).
 
 The direction of the comparison is reported by the notebook, not forced here: these tests check
 that both variants trained and that both quantities were measured."""
@@ -38,8 +38,8 @@ def test_smoke_05_measures_both_models_and_the_shortcut(smoke_runs):
     assert any(n.startswith("mage-continuous-") for n in models), models
 
 
-def test_ci_05_both_variants_trained_and_measured(ci_runs):
-    m = metrics(ci_runs, NB)
+def test_ci_05_both_variants_trained_and_measured(ci_runs_all):
+    m = metrics(ci_runs_all, NB)
     _check(m)
     for variant in ("tokens", "continuous"):  # both trained: their loss fell
         assert m[f"loss_last_{variant}"] < m[f"loss_first_{variant}"], (variant, m)

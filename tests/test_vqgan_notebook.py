@@ -1,5 +1,5 @@
 """Notebook 02 (VQGAN tokenizer) executed with papermill: in the smoke preset always, in the
-ci preset on real CIFAR-10 in CI (CI=true) or when MAGE_LITE_CI_NOTEBOOKS=1."""
+ci preset on real CIFAR-10 in CI (CI=true) or when MAGE_LITE_CI_NOTEBOOKS=core (or all)."""
 
 import math
 
