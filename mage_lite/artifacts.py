@@ -140,27 +140,6 @@ def _json_default(o):
     raise TypeError(f"cannot write {type(o).__name__} to JSON")
 
 
-def replace_block(text: str, start: str, end: str, content: str) -> str:
-    """``text`` with what lies between the markers ``start`` and ``end`` replaced by ``content``: how a
-    README's rendered tables are refreshed from the metrics files they come from."""
-    if start not in text or end not in text:
-        raise ValueError(f"the markers {start} and {end} are missing; add them where the table belongs")
-    i, j = text.index(start) + len(start), text.index(end)
-    return text[:i] + "\n" + content + "\n" + text[j:]
-
-
-def render_readme_block(json_path: Path | str, start: str, end: str, render: Callable[[dict], str]) -> Path:
-    """Re-render the README's block between ``start`` and ``end`` as ``render(<the JSON file>)``; returns the README."""
-    readme = REPO_ROOT / "README.md"
-    readme.write_text(replace_block(readme.read_text(), start, end, render(load_json(json_path))))
-    return readme
-
-
-def block_between(text: str, start: str, end: str) -> str:
-    """What :func:`replace_block` put between ``start`` and ``end`` (stripped)."""
-    return text[text.index(start) + len(start):text.index(end)].strip()
-
-
 def config_hash(config: dict) -> str:
     """8 hex digits that change whenever anything in ``config`` changes."""
     text = json.dumps(config, sort_keys=True, default=_json_default)
@@ -200,7 +179,7 @@ def code_fingerprint(*objs) -> str:
 
 
 def fresh_after() -> float:
-    """``$MAGE_LITE_FRESH_AFTER`` (seconds since the epoch; ``notebooks run --fresh`` sets it): models
+    """``$MAGE_LITE_FRESH_AFTER`` (seconds since the epoch; ``python -m mage_lite run --fresh`` sets it): models
     and banks finished before then are made again. 0 when unset."""
     raw = os.environ.get("MAGE_LITE_FRESH_AFTER", "")
     try:
@@ -216,8 +195,8 @@ def is_stale(path: Path, after: float | None = None) -> bool:
     return after > 0 and path.stat().st_mtime < after
 
 
-PRETRAINED_ENV = "MAGE_LITE_PRETRAINED"  # a folder of shipped weights (mage_lite.pretrained); `notebooks run --pretrained` sets it
-# "1": a model the shipped weights do not match is an error instead of being trained (`notebooks run --pretrained`
+PRETRAINED_ENV = "MAGE_LITE_PRETRAINED"  # a folder of shipped weights (mage_lite.lab.pretrained); `python -m mage_lite run --pretrained` sets it
+# "1": a model the shipped weights do not match is an error instead of being trained (`python -m mage_lite run --pretrained`
 # sets it, `--pretrained-or-train` does not); unset, such models are trained, as the budget curve relies on
 PRETRAINED_ONLY_ENV = "MAGE_LITE_PRETRAINED_ONLY"
 
@@ -243,6 +222,30 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
+def published_run(weights: Path) -> dict | None:
+    """A notebook's metrics from the published run the weights in ``weights`` were exported from (the report
+    folder holds both): the config, seed and data they were trained with. None where no run is published beside them."""
+    found = sorted(weights.parent.glob("[0-9][0-9]_*/seed*/metrics.json"))
+    return load_json(found[0]) if found else None
+
+
+def why_not_shipped(name: str, config: dict, weights: Path) -> str:
+    """Why the weights in ``weights`` hold none for model ``name`` with ``config`` (its reuse key), in a phrase:
+    what a kernel says when a run got past the runner's check (mage_lite.lab.pretrained.check_pretrained_run) (data at another path, a model not shipped)."""
+    names = sorted({stem.rsplit("-", 1)[0] for stem in load_json(weights / "manifest.json")["models"]})
+    if name not in names:
+        return f"no {name} is shipped, only {', '.join(names)}"
+    published = published_run(weights)
+    data = (published or {}).get("dataset", {})
+    if data.get("identity") and config.get("data") not in (None, data["identity"]):
+        return (f"the shipped weights were trained on other data ({data.get('source')}: {data['identity']}) "
+                f"than this run reads ({config['data']})")
+    if published is not None and config.get("seed") not in (None, published["seed"]):
+        return f"the shipped weights were trained with seed {published['seed']}, not {config['seed']}"
+    return ("its config differs from the one the shipped weights were trained with (a --set override, or the preset "
+            "changed since they were exported)")
+
+
 def load_shipped(name: str, config: dict, model: nn.Module) -> tuple[list[dict], Path] | None:
     """Load ``model``'s shipped weights into it if ``$MAGE_LITE_PRETRAINED`` names a folder holding them;
     returns (history, weights file), or None when not asked or not shipped. A file that fails its
@@ -255,8 +258,6 @@ def load_shipped(name: str, config: dict, model: nn.Module) -> tuple[list[dict],
         raise ValueError(f"{manifest} is missing: there are no pretrained weights there; run without --pretrained")
     entry = load_json(manifest)["models"].get(shipped_name(name, config))
     if entry is None and os.environ.get(PRETRAINED_ONLY_ENV) == "1":
-        from .pretrained import why_not_shipped
-
         raise ValueError(f"no pretrained weights for {name} match this run: {why_not_shipped(name, config, Path(folder))}; "
                          "pass --pretrained-or-train to train what they do not match, or run without --pretrained")
     if entry is None:

@@ -91,6 +91,16 @@ class AblationsConfig:
 VARIANT_CHARS = "letters, digits, '-' or '_'"
 
 
+def check_variant(variant: str) -> str:
+    """``variant`` if it can name a run's folder (``runs/<preset>/<notebook>--<variant>/``); a ConfigError otherwise.
+
+    A variant is a parameter of the run, not of the preset: the ablation report names the runs of its arms
+    with it (notebooks 03-05 take it as the parameter ``variant``); a plain run has none."""
+    if not isinstance(variant, str) or (variant and not variant.replace("-", "").replace("_", "").isalnum()):
+        raise ConfigError(f"variant must be {VARIANT_CHARS}, got {variant!r}")
+    return variant
+
+
 @dataclass
 class Preset:
     name: str
@@ -113,7 +123,6 @@ class Preset:
     fd_classifier: FDClassifierConfig = field(default_factory=FDClassifierConfig)  # the feature space of fd_classifier
     fd_classifier_train: TrainConfig = field(default_factory=TrainConfig)
     device: str = "auto"  # "auto" (cuda, then mps, then cpu), "cpu", "cuda", "cuda:N", "mps"
-    variant: str = ""  # names a variant run: its outputs go to runs/<preset>/<notebook>--<variant>/ (the ablation report sets it)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -267,7 +276,7 @@ def _presets() -> dict[str, Preset]:
         fd_classifier=FDClassifierConfig(width=64, blocks=2, feature_dim=256),  # ~20 epochs of a ResNet-14 (not measured)
         fd_classifier_train=TrainConfig(steps=4000, batch_size=256, base_lr=2e-3, warmup_steps=200, ckpt_every=1000, log_every=50),
     )
-    # The ablation report (python -m mage_lite.report): ci's models and budgets (1.02 epochs each), over the grid
+    # The ablation report (python -m mage_lite report): ci's models and budgets (1.02 epochs each), over the grid
     # of notebook variants and 3 seeds, two notebooks at a time. Sized for about 2 h: four notebook runs per seed
     # (the padding measured inside the base run), estimated from the ci notebooks' measured times (03 9.1, 04 9.5,
     # 05 3.3 min at 2 threads) plus the ablation models and each seed's tokenizer and MAE: ~49 min a seed at 2
@@ -341,7 +350,7 @@ def load_preset(name: str, overrides: dict | None = None, **top_level) -> Preset
         if not fname:
             if section in sections or section not in {f.name for f in dataclasses.fields(preset)} or section in ("name", "description"):
                 valid = sorted(sections) + ["device", "mae_ratio_sweep", "mage_c_weight_sweep", "mage_c_temperature_sweep",
-                                            "mage_c_input_sweep", "variant"]
+                                            "mage_c_input_sweep"]
                 raise ConfigError(f"unknown parameter {key!r}; use 'section.field' with a section from {', '.join(valid)}, or device")
             changes.setdefault("", {})[section] = _coerce(value, getattr(preset, section), key)
             continue
@@ -395,8 +404,6 @@ def _check_preset(p: Preset) -> None:
         bad = [v for v in getattr(p, key) if not ok(v)]
         if bad:
             raise ConfigError(f"{key} holds {bad[0]!r}; each of its values must be {valid}")
-    if p.variant and not p.variant.replace("-", "").replace("_", "").isalnum():
-        raise ConfigError(f"variant must be {VARIANT_CHARS}, got {p.variant!r}")
     d = p.data
     if d.dataset.lower() not in ("shapes", "cifar10") and not (d.dataset and Path(d.dataset).expanduser().exists()):
         raise ConfigError(f"data.dataset {d.dataset!r} is neither 'shapes', 'cifar10' nor an existing path; pass one of "
@@ -428,9 +435,6 @@ def _check_mae_widths(m) -> None:
         raise ConfigError(f"mae.mlp_ratio must be > 0, got {m.mlp_ratio}")
 
 
-BUDGET_START, BUDGET_END = "<!-- budget-table -->", "<!-- /budget-table -->"
-
-
 def render_budget_table() -> str:
     """The README's table of every preset's training budgets, in epochs of its train split."""
     lines = ["| preset | train images | MAE = MAGE = MAGE-C | tokenizer | feature network (generation metrics) |",
@@ -444,11 +448,3 @@ def render_budget_table() -> str:
                 if not problems else "NOT EQUAL: " + "; ".join(problems))
         lines.append(f"| `{name}` | {train_images(p):,} | {same} | {cell('vqgan')} | {cell('fd_classifier')} |")
     return "\n".join(lines)
-
-
-if __name__ == "__main__":  # python -m mage_lite.config: re-render the README's budget table
-    from .artifacts import REPO_ROOT, replace_block
-
-    readme = REPO_ROOT / "README.md"
-    readme.write_text(replace_block(readme.read_text(), BUDGET_START, BUDGET_END, render_budget_table()))
-    print(f"rendered the budget table in {readme}")

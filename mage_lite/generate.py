@@ -7,6 +7,11 @@ With r = (t + 1) / T, floor(N0 * cos(pi/2 * r)) positions stay masked for the ne
 [1, #unknown - 1]; the ones re-masked are those of lowest confidence
 log p(sampled) + tau * (1 - r) * Gumbel noise, known tokens having +inf. After the last
 step nothing is masked: the samples of that step are the output.
+
+The decoding study (issue 28, docs/method.md) varies what MAGE fixes: the token draw's own
+temperature (MAGE and MaskGIT: 1), MaskGIT-style top-k / nucleus limits on that draw, and a
+linear instead of a cosine mask schedule. Their defaults reproduce MAGE's decoding exactly,
+random draws included.
 """
 
 import math
@@ -14,29 +19,38 @@ import math
 import torch
 
 
-def _next_masked(n0: torch.Tensor, unknown: torch.Tensor, t: int, steps: int) -> torch.Tensor:
+SCHEDULES = ("cosine", "linear")
+
+
+def _masked_fraction(r: float, schedule: str) -> float:
+    """The fraction of the starting unknowns still masked once a fraction r of the steps is done."""
+    return math.cos(math.pi / 2 * r) if schedule == "cosine" else 1.0 - r
+
+
+def _next_masked(n0: torch.Tensor, unknown: torch.Tensor, t: int, steps: int, schedule: str = "cosine") -> torch.Tensor:
     """How many positions stay masked after step t: n0, unknown (B,) int64 -> (B,) int64.
 
-    floor(n0 * cos(pi/2 * (t+1)/T)) in float64, clamped to [1, unknown - 1] (official order:
-    max(1, min(unknown - 1, .))) and never above unknown (a row with nothing left stays done);
-    0 after the last step.
+    floor(n0 * cos(pi/2 * (t+1)/T)) in float64 (``schedule="linear"``: n0 * (1 - (t+1)/T)), clamped to
+    [1, unknown - 1] (official order: max(1, min(unknown - 1, .))) and never above unknown (a row with
+    nothing left stays done); 0 after the last step.
     """
     if t == steps - 1:
         return torch.zeros_like(unknown)
-    c = math.cos(math.pi / 2 * (t + 1) / steps)
+    c = _masked_fraction((t + 1) / steps, schedule)
     n = torch.floor(n0.double() * c).long()
     n = torch.maximum(torch.ones_like(n), torch.minimum(unknown - 1, n))
     return torch.minimum(n, unknown)
 
 
-def cosine_schedule(L: int, T: int) -> list[int]:
-    """The number of masked positions after each of the T steps when decoding L tokens from nothing."""
+def cosine_schedule(L: int, T: int, schedule: str = "cosine") -> list[int]:
+    """The number of masked positions after each of the T steps when decoding L tokens from nothing
+    (with ``schedule="linear"``, the linear schedule's)."""
     if L < 1 or T < 1:
         raise ValueError(f"cosine_schedule needs L >= 1 and T >= 1, got L={L} and T={T}")
     n0 = unknown = torch.tensor([L])
     counts = []
     for t in range(T):
-        unknown = _next_masked(n0, unknown, t, T)
+        unknown = _next_masked(n0, unknown, t, T, schedule)
         counts.append(int(unknown))
     return counts
 
@@ -45,6 +59,32 @@ def _gumbel(shape, generator, device) -> torch.Tensor:
     u = torch.rand(shape, generator=generator, device=device)
     tiny = torch.finfo(u.dtype).tiny
     return -torch.log(-torch.log(u.clamp(tiny, 1.0 - 1e-7)))
+
+
+def draw_distribution(logp: torch.Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
+    """The probabilities the tokens are drawn from: log-probabilities (..., K) -> probabilities (..., K).
+
+    ``temperature`` divides the log-probabilities (1: the model's own distribution; towards 0: its
+    most likely token); ``top_k`` > 0 keeps the k most likely tokens, ``top_p`` < 1 the smallest set
+    whose probability reaches p (nucleus), both renormalised. The defaults return ``logp.exp()``.
+    """
+    if temperature == 1.0 and top_k == 0 and top_p >= 1.0:
+        return logp.exp()
+    if temperature <= 0:  # the limit: all mass on the most likely token
+        return torch.nn.functional.one_hot(logp.argmax(-1), logp.shape[-1]).to(logp.dtype)
+    logits = logp / temperature
+    if top_k > 0:
+        kth = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).values[..., -1:]  # (..., 1)
+        logits = logits.masked_fill(logits < kth, -math.inf)
+    probs = torch.softmax(logits, dim=-1)
+    if top_p < 1.0:
+        sorted_p, order = torch.sort(probs, dim=-1, descending=True)
+        before = sorted_p.cumsum(-1) - sorted_p  # mass of the more likely tokens
+        keep_sorted = before < top_p  # the most likely token is always kept
+        keep = torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)
+        probs = probs * keep
+        probs = probs / probs.sum(-1, keepdim=True)
+    return probs
 
 
 @torch.no_grad()
@@ -57,6 +97,10 @@ def iterative_decode(
     known: torch.Tensor | None = None,
     known_mask: torch.Tensor | None = None,
     return_history: bool = True,
+    sampling_temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    schedule: str = "cosine",
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Generate ``batch`` token grids with ``steps`` decoding steps of ``model`` (a token MAGE or
     MAGE-C, read through ``model.logits_for``).
@@ -68,9 +112,16 @@ def iterative_decode(
     Returns (ids (B, L) int64 in [0, K), history): history[t] (B, L) int64 on the CPU is the
     grid after step t with -1 at the positions still masked (the last one is the output);
     an empty list when ``return_history`` is False.
+
+    ``sampling_temperature``, ``top_k``, ``top_p`` shape the token draw (:func:`draw_distribution`;
+    the confidence stays the model's own log p of the drawn token); ``schedule`` is "cosine" (MAGE)
+    or "linear". The defaults are MAGE's decoding.
     """
     if steps < 1 or choice_temperature < 0:
         raise ValueError(f"steps must be >= 1 and choice_temperature >= 0, got {steps} and {choice_temperature}")
+    if schedule not in SCHEDULES or sampling_temperature < 0 or top_k < 0 or not 0 < top_p <= 1:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, sampling_temperature >= 0, top_k >= 0 and top_p in "
+                         f"(0, 1]; got {schedule!r}, {sampling_temperature}, {top_k} and {top_p}")
     device = next(model.parameters()).device
     if generator is not None and generator.device.type != device.type:
         raise ValueError(f"the generator lives on {generator.device} but the model on {device}; make it there")
@@ -93,10 +144,11 @@ def iterative_decode(
         for t in range(steps):
             unknown = ids == mask_id  # (B, L)
             logp_all = torch.log_softmax(model.logits_for(ids).float(), dim=-1)  # (B, L, K)
-            sampled = torch.multinomial(logp_all.exp().view(-1, K), 1, generator=generator).view(batch, L)  # temperature 1
+            probs = draw_distribution(logp_all, sampling_temperature, top_k, top_p)  # (B, L, K)
+            sampled = torch.multinomial(probs.view(-1, K), 1, generator=generator).view(batch, L)
             sampled = torch.where(unknown, sampled, ids)  # known tokens stay
             r = (t + 1) / steps
-            n_next = _next_masked(n0, unknown.sum(1), t, steps)  # (B,)
+            n_next = _next_masked(n0, unknown.sum(1), t, steps, schedule)  # (B,)
             if t == steps - 1:
                 ids = sampled
                 if return_history:

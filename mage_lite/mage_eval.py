@@ -247,13 +247,18 @@ def probe_inputs(probe: ProbeData, tokenizer, train_ids: torch.Tensor, test_ids:
 
 
 @torch.no_grad()
-def generate(model, n: int, steps: int, temperature: float, seed: int = 0, batch_size: int = 250) -> torch.Tensor:
-    """``n`` token grids (n, L) on the CPU from nothing, by iterative decoding in batches."""
+def generate(model, n: int, steps: int, temperature: float, seed: int = 0, batch_size: int = 250,
+             **decoding) -> torch.Tensor:
+    """``n`` token grids (n, L) on the CPU from nothing, by iterative decoding in batches.
+
+    ``temperature`` is the choice temperature; ``decoding`` passes the study's other settings
+    (sampling_temperature, top_k, top_p, schedule) to :func:`iterative_decode`."""
     device = next(model.parameters()).device
     gen = torch.Generator(device=device).manual_seed(seed)
     out = []
     for i in range(0, n, batch_size):
-        ids, _ = iterative_decode(model, min(batch_size, n - i), steps, temperature, gen, return_history=False)
+        ids, _ = iterative_decode(model, min(batch_size, n - i), steps, temperature, gen, return_history=False,
+                                  **decoding)
         out.append(ids.cpu())
     return torch.cat(out)
 

@@ -16,6 +16,10 @@ INPUTS = ("tokens", "continuous")
 
 @dataclass
 class MAGEFamilyConfig(MAGECConfig, ContinuousMAGEConfig):
+    """Every MAGE-family field in one section. It overrides one default on purpose: ``contrastive_weight`` is 0
+    here, not MAGECConfig's 0.1, so a preset's ``mage`` section builds plain MAGE unless it asks for MAGE-C with a
+    weight > 0 (notebook 04 sets ``mage.contrastive_weight``)."""
+
     contrastive_weight: float = 0.0  # lambda of MAGE-C; 0 = plain MAGE (MAGE-C: 0.1)
     input: str = "tokens"  # encoder input: "tokens" (MAGE) | "continuous" (unquantized tokenizer features, notebook 05)
 

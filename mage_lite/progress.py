@@ -4,7 +4,7 @@ In an interactive notebook ``tqdm.auto`` draws widgets, which is what a student 
 notebook executed by papermill keeps a widget only as its first frame (0 %), so the runner's
 kernels call :func:`use_text_bars` at start: every ``tqdm.auto`` bar created afterwards, in
 ``mage_lite`` and in the notebook alike, is plain text, and the runner keeps the last state of
-each bar when it saves the notebook (:func:`mage_lite.kernel_setup.tidy_streams`).
+each bar when it saves the notebook (:func:`mage_lite.lab.kernel_setup.tidy_streams`).
 """
 
 import sys

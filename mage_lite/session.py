@@ -14,7 +14,7 @@ import torch.nn as nn
 from .artifacts import get_or_train, runs_root, save_json
 from .augment import BatchSampler
 from .banner import print_preset_banner
-from .config import check_seed, load_preset
+from .config import check_seed, check_variant, load_preset
 from .data import load_dataset
 from .device import pick_device
 from .mae import MAE
@@ -29,18 +29,18 @@ class NotebookRun:
     """One execution of one notebook: config, device, data, and its output folder.
 
     Outputs go to ``runs/<preset>/<notebook>/seed<seed>/`` (``metrics.json``, figures), or
-    ``runs/<preset>/<notebook>--<variant>/...`` for a named variant (the ablation report runs
-    the same notebook with different overrides, ``variant`` among them); trained models go to
-    ``runs/<preset>/models/`` where any notebook can reuse them.
+    ``runs/<preset>/<notebook>--<variant>/...`` for a named ``variant`` of the run (the ablation
+    report runs the same notebook with different overrides and names each such run; a parameter of
+    the run, not of the preset); trained models go to ``runs/<preset>/models/`` where any notebook
+    can reuse them.
     """
 
     def __init__(self, notebook: str, preset: str, dataset: str = "", seed: int = 0, device: str = "",
-                 overrides: dict | None = None, code_in_key: bool = True):
+                 overrides: dict | None = None, code_in_key: bool = True, variant: str = ""):
         self.cfg = load_preset(preset, overrides, dataset=dataset, device=device)
         check_seed(seed)
-        self.notebook, self.preset, self.seed = notebook, preset, seed
+        self.notebook, self.preset, self.seed, self.variant = notebook, preset, seed, check_variant(variant)
         self.device = pick_device(self.cfg.device)
-        variant = self.cfg.variant
         self.dir = runs_root() / preset / (f"{notebook}--{variant}" if variant else notebook) / f"seed{seed}"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.models_dir = runs_root() / preset / "models"
@@ -85,7 +85,7 @@ class NotebookRun:
         The reuse key covers the model and training configs, the data, the crop, the seed,
         ``depends_on`` (anything else the weights depend on, e.g. :meth:`tokenizer_key`) and the
         source code of the model, the training loop and the samplers, so an edit retrains;
-        ``retrain=True`` (or ``notebooks run --fresh``) trains it anew anyway. Batches come
+        ``retrain=True`` (or ``python -m mage_lite run --fresh``) trains it anew anyway. Batches come
         from ``make_sampler()`` (called only if the model has to be trained), by default
         augmented images (:meth:`sampler`).
         """

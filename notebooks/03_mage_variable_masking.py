@@ -51,6 +51,7 @@ dataset = ""  # empty: the preset's choice; else shapes, cifar10 or a path to an
 seed = 0
 device = ""  # empty: the preset choice; auto picks cuda, then mps, then cpu
 overrides = {}  # config overrides, e.g. mage_train.steps: 100
+variant = ""  # empty for a plain run; the ablation report names its arms' runs (outputs in <notebook>--<variant>/)
 
 # %%
 import matplotlib.pyplot as plt
@@ -70,7 +71,7 @@ from mage_lite.probe import random_subset
 from mage_lite.session import NotebookRun
 from mage_lite.vqgan import encode_dataset
 
-run = NotebookRun("03_mage_variable_masking", preset, dataset, seed, device, overrides)
+run = NotebookRun("03_mage_variable_masking", preset, dataset, seed, device, overrides, variant=variant)
 tokenizer = run.tokenizer()  # notebook 02's VQGAN, frozen: trained now on first use, reused after
 n_train = len(run.data.train_images)  # budgets are stated in epochs of this train split
 # The MAGE vocabulary is the tokenizer's codebook (+ [MASK] + [C0]): take its size from the tokenizer.
@@ -310,7 +311,7 @@ plt.show()
 # table; `mage.decoder_pos_scale` multiplies the table. A sin-cos entry has RMS $1/\sqrt2$ while
 # [C]'s entries are of order 1, so at scale 1 the masked positions still share most of their
 # direction after the LayerNorm, and at scale 2 the position dominates. The design check
-# (`python -m mage_lite.design_check`, the README's "Design choices" tables) trained these at
+# (`python -m mage_lite design-check`, the README's "Design choices" tables) trained these at
 # equal budgets on this preset's tokenizer: at the one epoch `ci` trains, `sincos` at scale 1
 # left the trap and probed best (scale 2 had led at half an epoch), so `ci` and `cpu` use it,
 # and the official choice stays one parameter away (`overrides={"mage.decoder_pos": "learned"}`).
@@ -412,12 +413,18 @@ def show_scores(keys):
 
 print(f"{gen.samples} images each against {fd_ref.ref.n_reference} train images (feature network's features, not Inception):")
 show_scores(["real test images", "tokenizer reconstructions", "MAGE", "untrained MAGE"])
-names = {"real test images": "real", "tokenizer reconstructions": "recon", "MAGE": "mage", "untrained MAGE": "untrained"}
+on = {"real": measured["real test images"], "recon": measured["tokenizer reconstructions"], "mage": measured["MAGE"],
+      "untrained": measured["untrained MAGE"]}
 run.log(fd_classifier_test_acc=clf_acc, fd_classifier_real=scores["real test images"],
         fd_classifier_recon=scores["tokenizer reconstructions"], fd_classifier_mage=scores["MAGE"],
         fd_classifier_untrained=scores["untrained MAGE"],
-        **{f"{metric}_{short}": measured[k][metric] for k, short in names.items() for metric in ("kid", "precision", "recall")},
-        **{f"kid_{short}_std": measured[k]["kid_std"] for k, short in names.items()})
+        kid_real=on["real"]["kid"], kid_recon=on["recon"]["kid"], kid_mage=on["mage"]["kid"], kid_untrained=on["untrained"]["kid"],
+        kid_real_std=on["real"]["kid_std"], kid_recon_std=on["recon"]["kid_std"], kid_mage_std=on["mage"]["kid_std"],
+        kid_untrained_std=on["untrained"]["kid_std"],
+        precision_real=on["real"]["precision"], precision_recon=on["recon"]["precision"],
+        precision_mage=on["mage"]["precision"], precision_untrained=on["untrained"]["precision"],
+        recall_real=on["real"]["recall"], recall_recon=on["recon"]["recall"], recall_mage=on["mage"]["recall"],
+        recall_untrained=on["untrained"]["recall"])
 
 # %% [markdown]
 # **What to notice:** the samples have the colours and the blobby layouts of CIFAR images
@@ -432,12 +439,12 @@ run.log(fd_classifier_test_acc=clf_acc, fd_classifier_real=scores["real test ima
 # the gap between the untrained model and real images. The `report` and `cpu` presets size
 # `generation.samples` so the spread is at most a fifth of the gap. (Differences between
 # trained models of different seeds add the spread of training itself: that is the report's
-# business.) A variant run of the ablation report (`variant` set) skips this: the plain run
+# business.) A variant run of the ablation report (the parameter `variant` set) skips this: the plain run
 # of the same seed measures it.
 
 # %%
 noise = None
-if not run.cfg.variant:
+if not run.variant:
     noise = fd_ref.sampling_noise(model, measured["untrained MAGE"], first=measured["MAGE"])
     for k, name in (("fd", "fd_classifier"), ("kid", "KID")):
         ratio = noise[f"{k}_ratio"]
@@ -545,8 +552,8 @@ if run.cfg.ablations.fixed_ratio:  # off in ci (the ablation report measures it)
     show_scores(["MAGE", "MAGE, fixed 0.75"])
     run.log(probe_mage_fixed075=fixed_probe["avg"], fd_classifier_fixed075=scores["MAGE, fixed 0.75"],
             masked_acc_fixed075=acc_fixed["acc"], loss_last_fixed075=history_fixed[-1]["loss"],
-            kid_fixed075_std=measured["MAGE, fixed 0.75"]["kid_std"],
-            **{f"{metric}_fixed075": measured["MAGE, fixed 0.75"][metric] for metric in ("kid", "precision", "recall")})
+            kid_fixed075=measured["MAGE, fixed 0.75"]["kid"], kid_fixed075_std=measured["MAGE, fixed 0.75"]["kid_std"],
+            precision_fixed075=measured["MAGE, fixed 0.75"]["precision"], recall_fixed075=measured["MAGE, fixed 0.75"]["recall"])
 
     fig = masking_ablation({"variable ratio": history, "fixed 0.75": history_fixed},
                            {"variable": mage_probe["avg"], "fixed 0.75": fixed_probe["avg"]},

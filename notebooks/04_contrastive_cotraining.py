@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -45,6 +45,7 @@ dataset = ""  # empty: the preset's choice; else shapes, cifar10 or a path to an
 seed = 0
 device = ""  # empty: the preset choice; auto picks cuda, then mps, then cpu
 overrides = {}  # config overrides, e.g. mage_train.steps: 100
+variant = ""  # empty for a plain run; the ablation report names its arms' runs (outputs in <notebook>--<variant>/)
 contrastive_weight = 0.1  # lambda, the InfoNCE weight (MAGE-C follow-ups: 0.1)
 contrastive_temperature = 0.2  # InfoNCE temperature (about 0.2)
 contrastive_input = "clean"  # encoder pass InfoNCE reads: clean (unmasked, extra pass) or masked (reconstruction's own)
@@ -64,7 +65,7 @@ from mage_lite.probe import knn_accuracy, nearest_neighbours
 from mage_lite.session import NotebookRun
 from mage_lite.vqgan import encode_dataset
 
-run = NotebookRun("04_contrastive_cotraining", preset, dataset, seed, device, overrides)
+run = NotebookRun("04_contrastive_cotraining", preset, dataset, seed, device, overrides, variant=variant)
 tokenizer = run.tokenizer()  # notebook 02's VQGAN, frozen: trained now on first use, reused after
 n_train = len(run.data.train_images)  # budgets are stated in epochs of this train split
 mcfg = run.mage_config(tokenizer)

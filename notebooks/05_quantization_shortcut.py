@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -28,7 +28,7 @@
 # - measuring the shortcut itself: how well a position is predicted from its neighbours'
 #   features, and from its neighbours' tokens;
 # - comparing the two models on loss, masked-token accuracy and linear probe, with the same budget;
-# - how to run every ablation of the project over seeds: `python -m mage_lite.report`.
+# - how to run every ablation of the project over seeds: `python -m mage_lite report`.
 #
 # **Expected runtime** on 2 CPU cores, as the published runs measured it (tokenizer and token
 # MAGE reused from notebooks 02-03):
@@ -42,6 +42,7 @@ dataset = ""  # empty: the preset's choice; else shapes, cifar10 or a path to an
 seed = 0
 device = ""  # empty: the preset choice; auto picks cuda, then mps, then cpu
 overrides = {}  # config overrides, e.g. mage_train.steps: 100
+variant = ""  # empty for a plain run; the ablation report names its arms' runs (outputs in <notebook>--<variant>/)
 
 # %%
 import matplotlib.pyplot as plt
@@ -54,7 +55,7 @@ from mage_lite.session import NotebookRun
 from mage_lite.shortcut import neighbour_predictability
 from mage_lite.vqgan import encode_dataset_features
 
-run = NotebookRun("05_quantization_shortcut", preset, dataset, seed, device, overrides)
+run = NotebookRun("05_quantization_shortcut", preset, dataset, seed, device, overrides, variant=variant)
 tokenizer = run.tokenizer()  # notebook 02's VQGAN, frozen
 codebook = tokenizer.quantizer.codes().detach().cpu()  # (K, C) as the quantizer compares them
 side = int(tokenizer.num_tokens ** 0.5)
@@ -87,7 +88,9 @@ print(f"{len(eval_idx)} test images -> features {tuple(test_feats.shape)} and id
 shortcut = neighbour_predictability(test_feats, test_ids, codebook, seed=seed)
 for k, v in shortcut.items():
     print(f"{k:20s} {v:7.3f}")
-run.log(**{f"neighbour_{k}": v for k, v in shortcut.items()})
+run.log(neighbour_r2_continuous=shortcut["r2_continuous"], neighbour_r2_quantized=shortcut["r2_quantized"],
+        neighbour_id_from_continuous=shortcut["id_from_continuous"], neighbour_id_from_quantized=shortcut["id_from_quantized"],
+        neighbour_id_majority=shortcut["id_majority"])
 
 one = test_feats[0].view(side, side, -1)  # (h, w, C)
 sim = torch.nn.functional.cosine_similarity(one[:, :-1], one[:, 1:], dim=-1).flatten()  # right-neighbour similarity
@@ -131,8 +134,9 @@ print(f"masked-token accuracy at 0.75 (test): tokens {acc_tokens['acc']:.2f} %, 
 run.log(loss_first_tokens=hist_tokens[0]["loss"], loss_last_tokens=hist_tokens[-1]["loss"],
         loss_first_continuous=hist_cont[0]["loss"], loss_last_continuous=hist_cont[-1]["loss"],
         masked_acc_tokens=acc_tokens["acc"], masked_acc_continuous=acc_cont["acc"], masked_acc_baseline=acc_tokens["baseline"],
-        **{f"masked_{k}_{arm}": acc[k] for arm, acc in (("tokens", acc_tokens), ("continuous", acc_cont))
-           for k in ("nll", "p_true", "entropy")})
+        masked_nll_tokens=acc_tokens["nll"], masked_nll_continuous=acc_cont["nll"],
+        masked_p_true_tokens=acc_tokens["p_true"], masked_p_true_continuous=acc_cont["p_true"],
+        masked_entropy_tokens=acc_tokens["entropy"], masked_entropy_continuous=acc_cont["entropy"])
 
 fig = curve_panels([({"tokens": hist_tokens, "continuous": hist_cont}, "loss", "training loss (cross-entropy on masked tokens)"),
                     ({"tokens": hist_tokens, "continuous": hist_cont}, "acc", "masked-token accuracy on training batches")],
@@ -172,7 +176,7 @@ plt.show()
 # ## 6. Every claim over seeds: the ablation report
 #
 # ```
-# python -m mage_lite.report --preset report --seeds 3
+# python -m mage_lite report --preset report --seeds 3
 # ```
 #
 # runs notebooks 03-05 with papermill over the ablation grid (MAGE vs MAE, masking

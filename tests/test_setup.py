@@ -9,7 +9,7 @@ import jupytext
 import pytest
 import yaml  # comes with jupytext
 
-from mage_lite import notebooks
+from mage_lite.lab import runner
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -37,7 +37,7 @@ def test_ci_runs_the_readme_test_command():
     assert ci_lines[-1] == command
 
 
-@pytest.mark.parametrize("book", notebooks.discover() + notebooks.discover_solutions(), ids=lambda p: p.stem)
+@pytest.mark.parametrize("book", runner.discover() + runner.discover_solutions(), ids=lambda p: p.stem)
 def test_notebook_pair_in_sync_and_without_outputs(book):
     ipynb = book.with_suffix(".ipynb")
     assert ipynb.exists(), f"{book.name} has no paired {ipynb.name}: run jupytext --sync {book}"
@@ -45,5 +45,5 @@ def test_notebook_pair_in_sync_and_without_outputs(book):
     assert [c.source for c in src.cells] == [c.source for c in paired.cells], f"out of sync: jupytext --sync {book}"
     raw = jupytext.read(ipynb, fmt="ipynb")
     assert all(not c.get("outputs") for c in raw.cells if c.cell_type == "code"), f"{ipynb.name} has outputs"
-    names = notebooks.parameter_names(src)
+    names = runner.parameter_names(src)
     assert {"preset", "dataset", "seed", "device", "overrides"} <= names

@@ -1,0 +1,73 @@
+"""The generation study (issue 28) measures cached models only: the ladder, every decoding setting, the first
+decoding step, and the best setting drawn again with other seeds; it resumes and trains nothing."""
+
+import pytest
+import torch
+
+from mage_lite.artifacts import load_json
+from mage_lite.lab import budget_curve, generation_study
+
+
+def test_floors_draw_from_the_marginals_they_name():
+    ids = torch.tensor([[0, 1], [0, 2], [0, 1], [0, 1]])  # (N=4, L=2), K=3: position 0 always code 0
+    code, per_pos = generation_study.token_marginals(ids, 3)
+    assert torch.allclose(per_pos[0], torch.tensor([5.0, 1, 1], dtype=torch.float64) / 7)  # add-one smoothed
+    assert torch.allclose(code, per_pos.mean(0))
+    drawn = generation_study.floor_ids(per_pos, 4000, 2, seed=0)  # (4000, 2)
+    assert drawn.shape == (4000, 2) and abs((drawn[:, 0] == 0).float().mean() - 5 / 7) < 0.03
+    assert torch.equal(drawn, generation_study.floor_ids(per_pos, 4000, 2, seed=0))
+
+
+def test_first_step_of_a_model_that_predicts_the_marginal_has_no_information_beyond_it():
+    from types import SimpleNamespace
+
+    class Marginal(torch.nn.Module):
+        def __init__(self, probs):
+            super().__init__()
+            self.cfg, self.mask_id = SimpleNamespace(num_tokens=probs.shape[0], codebook_size=probs.shape[1]), probs.shape[1]
+            self.logp = torch.nn.Parameter(probs.log().float())
+
+        def logits_for(self, ids):
+            return self.logp[None].expand(ids.shape[0], -1, -1)
+
+    probs = torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]], dtype=torch.float64)
+    f = generation_study.first_step(Marginal(probs), probs)
+    assert abs(f["kl_from_position_marginal"]) < 1e-6 and abs(f["entropy"] - f["entropy_position_marginal"]) < 1e-6
+    assert f["distinct_argmax"] == 2 and f["entropy"] < f["uniform"]
+
+
+@pytest.mark.slow
+def test_smoke_study_measures_cached_models_resumes_and_trains_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MAGE_LITE_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("MAGE_LITE_PRETRAINED", "")
+    out = tmp_path / "study.json"
+    args = ["--preset", "smoke", "--points", "mage/1/0", "--samples", "64", "--out", str(out)]
+    assert generation_study.main(args) == 2  # nothing is trained yet, and the study trains nothing
+    assert "not trained yet" in capsys.readouterr().err
+
+    budget_curve.measure_curve("smoke", "", [("mage", 1.0, 0)], False, str(tmp_path / "curve.json"), "test")
+    assert generation_study.main(args) == 0
+    r = load_json(out)
+    assert set(r["ladder"]) == {"real test images", "tokenizer reconstructions", "codebook marginal, drawn per token",
+                                "each position's marginal, drawn per token", "untrained MAGE"}
+    entry = r["models"]["mage/1/0"]
+    assert set(entry["settings"]) == {generation_study.BASELINE} | {label for label, _ in generation_study.DECODING}
+    best = entry["best"]["setting"]
+    assert entry["settings"][best]["fd"] == min(m["fd"] for m in entry["settings"].values())
+    assert len(generation_study.seeds_of(entry, best)) == 1 + len(generation_study.CONFIRM_SEEDS)
+    assert r["ladder"]["real test images"]["fd"] < r["ladder"]["codebook marginal, drawn per token"]["fd"]
+    assert entry["first_step"]["entropy"] <= entry["first_step"]["uniform"] + 1e-9
+    text = generation_study.render(r)
+    assert "mage/1/0" in text and text.count("\n| ") > 10
+
+    def measured_again(*a, **k):
+        raise AssertionError("a finished study measured again")
+
+    monkeypatch.setattr(generation_study.Study, "samples_metrics", measured_again)
+    assert generation_study.main(args) == 0  # resumes: everything is in the output file
+
+
+def test_bad_points_and_sample_counts_get_one_line(capsys):
+    assert generation_study.main(["--points", "mae/8/0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
