@@ -14,6 +14,7 @@ VERBS = {
     "list": ("mage_lite.lab.runner", "list the course notebooks", True),
     "report": ("mage_lite.lab.report.__main__", "the ablation report: notebooks 03-05 over a grid of arms and seeds", False),
     "results": ("mage_lite.lab.results", "render the README's Results and course map from the published runs", False),
+    "train": ("mage_lite.lab.train_preset", "train a preset's main models without Jupyter and export them as weight shards", False),
     "pretrained": ("mage_lite.lab.pretrained", "export the shipped weights, or compare a --pretrained run with the published one", False),
     "bench": ("mage_lite.lab.bench", "time the models' training steps at the presets' sizes", False),
     "bench-threads": ("mage_lite.lab.bench_threads", "measure threads per job: one notebook alone, the report's two workers", False),

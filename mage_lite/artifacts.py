@@ -9,6 +9,7 @@ import ast
 import errno
 import hashlib
 import inspect
+import io
 import json
 import os
 import pickle
@@ -99,6 +100,11 @@ def atomic_torch_save(obj, path: Path | str) -> None:
         if shutil.disk_usage(path.parent).free >= 1 << 20:
             raise
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from None
+
+
+def atomic_write_bytes(data: bytes, path: Path | str) -> None:
+    """Write ``data`` to ``path`` through a temp file beside it, as :func:`atomic_torch_save`."""
+    _atomic_write(Path(path), lambda tmp: Path(tmp).write_bytes(data))
 
 
 def load_state(path: Path | str, device: torch.device | str = "cpu"):
@@ -246,6 +252,31 @@ def why_not_shipped(name: str, config: dict, weights: Path) -> str:
             "changed since they were exported)")
 
 
+def check_shipped_file(path: Path, sha256: str) -> None:
+    """Refuse in one sentence a shipped weights file (one model's, or a shard) that is missing or fails its checksum."""
+    if not path.exists() or sha256_of(path) != sha256:
+        raise ValueError(f"{path} is missing or does not match its checksum in {path.parent / 'manifest.json'}; "
+                         f"restore it with `git checkout -- {path}` or run without --pretrained")
+
+
+def read_shipped(folder: Path, entry: dict) -> tuple[dict, Path]:
+    """(state dict, file it came from) of one model of the manifest in ``folder``: its own file (``entry["file"]``)
+    or, in weights written as shards (mage_lite.lab.pretrained.export_shards), the byte ranges ``entry["pieces"]``
+    ([shard, offset, length], ...) of the shards the manifest lists with their checksums; the first shard is named."""
+    if "file" in entry:
+        path = folder / entry["file"]
+        check_shipped_file(path, entry["sha256"])
+        return load_state(path, "cpu"), path
+    sums = {s["file"]: s["sha256"] for s in load_json(folder / "manifest.json")["shards"]}
+    data = bytearray()
+    for name, offset, length in entry["pieces"]:
+        check_shipped_file(folder / name, sums[name])
+        with open(folder / name, "rb") as f:
+            f.seek(offset)
+            data += f.read(length)
+    return torch.load(io.BytesIO(bytes(data)), map_location="cpu", weights_only=True), folder / entry["pieces"][0][0]
+
+
 def load_shipped(name: str, config: dict, model: nn.Module) -> tuple[list[dict], Path] | None:
     """Load ``model``'s shipped weights into it if ``$MAGE_LITE_PRETRAINED`` names a folder holding them;
     returns (history, weights file), or None when not asked or not shipped. A file that fails its
@@ -263,11 +294,7 @@ def load_shipped(name: str, config: dict, model: nn.Module) -> tuple[list[dict],
     if entry is None:
         print(f"no pretrained weights for {name} with this config in {folder}: training it")
         return None
-    path = Path(folder) / entry["file"]
-    if not path.exists() or sha256_of(path) != entry["sha256"]:
-        raise ValueError(f"{path} is missing or does not match its checksum in {manifest}; "
-                         f"restore it with `git checkout -- {path}` or run without --pretrained")
-    state = load_state(path, "cpu")
+    state, path = read_shipped(Path(folder), entry)
     ref = model.state_dict()
     model.load_state_dict({k: v.to(ref[k].dtype) if k in ref else v for k, v in state.items()})
     return entry["history"], path
@@ -340,3 +367,17 @@ def get_or_train(
         save_json(history, run_dir / "history.json")
         atomic_torch_save({k: v.detach().cpu() for k, v in model.state_dict().items()}, final)
     return model.to(device).eval(), history, run_dir
+
+
+def flatten_metrics(m: dict, prefix: str = "") -> dict[str, float]:
+    """The numbers of a run's metrics.json, one level of nesting spelled out (probe_by_mask_ratio.0.5); the
+    config, dataset, seed and flags left out."""
+    out = {}
+    for k, v in m.items():
+        if isinstance(v, bool) or k in ("config", "dataset", "seed"):
+            continue
+        if isinstance(v, (int, float)):
+            out[prefix + k] = v
+        elif isinstance(v, dict) and not prefix:
+            out.update(flatten_metrics(v, f"{k}."))
+    return out

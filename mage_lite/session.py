@@ -2,7 +2,6 @@
 the data, and give the notebook a place for its metrics, figures and models."""
 
 import dataclasses
-import json
 import time
 from functools import cached_property
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-from .artifacts import get_or_train, runs_root, save_json
+from .artifacts import flatten_metrics, get_or_train, runs_root, save_json
 from .augment import BatchSampler
 from .banner import print_preset_banner
 from .config import check_seed, check_variant, load_preset
@@ -196,8 +195,14 @@ class NotebookRun:
         fig.savefig(path, dpi=110, bbox_inches="tight")
         return path
 
-    def summary(self) -> None:
-        """Mark the run complete and print the headline numbers (everything logged except the config)."""
+    def summary(self, limit: int = 25) -> None:
+        """Mark the run complete and print what it measured: one line per logged number, in the order logged
+        (the config, per-step lists and timings left out), at most ``limit`` lines; all of it is in metrics.json."""
         self.log(complete=True)
-        shown = {k: v for k, v in self.metrics.items() if k not in ("config",)}
-        print(json.dumps(shown, indent=1, default=str)[:4000])
+        rows = [(k, v) for k, v in flatten_metrics(self.metrics).items() if not k.endswith(("elapsed_s", "_seconds"))]
+        print(f"{len(rows)} numbers measured, all in {self.dir / 'metrics.json'}:")
+        width = max((len(k) for k, _ in rows[:limit]), default=0)
+        for key, value in rows[:limit]:
+            print(f"  {key:<{width}}  {value:.4g}")
+        if len(rows) > limit:
+            print(f"  ... and {len(rows) - limit} more")

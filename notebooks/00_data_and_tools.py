@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -155,6 +155,11 @@ plt.show()
 #   split; the numbers above say how many.
 #
 # ## Exercises
+#
+# Worked solutions: [`solutions/00_solutions.ipynb`](solutions/00_solutions.ipynb) (they reuse this
+# notebook's models by name). The course's terms are in the [glossary](../docs/glossary.md), the method as
+# the official code does it in [`docs/method.md`](../docs/method.md).
+#
 # 1. Re-run with `overrides={"data.crop_scale": (0.8, 1.0)}` and compare the augmentation grid.
 # 2. Change `probe.epochs`: how much does the raw-pixel anchor move? What does that say about
 #    how precisely a probe number should be read?

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -199,7 +199,7 @@ plt.show()
 # ## Measured results
 #
 # This run's numbers are printed above and logged in its `metrics.json`. The executed `cpu`
-# notebook in `reports/cpu/notebooks/` (once published) is a full-size run, and the README's tables are rendered from
+# notebook in `reports/cpu/notebooks/` is a full-size run, and the README's tables are rendered from
 # committed metrics files; the seeded comparisons are in the ablation report.
 #
 # ## What to notice
@@ -213,6 +213,11 @@ plt.show()
 #   draws MAGE's curve beside it.
 #
 # ## Exercises
+#
+# Worked solutions: [`solutions/01_solutions.ipynb`](solutions/01_solutions.ipynb) (they reuse this
+# notebook's models by name). The course's terms are in the [glossary](../docs/glossary.md), the method as
+# the official code does it in [`docs/method.md`](../docs/method.md).
+#
 # 1. Train with `overrides={"mae.decoder_depth": 1}` and `{"mae.decoder_depth": 4}`: does a
 #    deeper decoder help the *encoder's* probe, as the MAE paper reports?
 # 2. Set `mae.mask_ratio` to 0.25. What happens to the loss, and to the probe? Why?

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -307,7 +307,7 @@ print(f"the 16 most used codes cover {share.sum():.1f} % of test tokens")
 # ## Measured results
 #
 # This run's numbers are printed above and logged in its `metrics.json`. The executed `cpu`
-# notebook in `reports/cpu/notebooks/` (once published) shows a full-size run, and the README's tables (rendered from
+# notebook in `reports/cpu/notebooks/` shows a full-size run, and the README's tables (rendered from
 # committed metrics files) compare the tokenizer's PSNR with the thumbnail's per preset and
 # codebook size.
 #
@@ -320,6 +320,11 @@ print(f"the 16 most used codes cover {share.sum():.1f} % of test tokens")
 # - Notebooks 03-05 call `run.tokenizer()` and get this very model; they do not retrain it.
 #
 # ## Exercises
+#
+# Worked solutions: [`solutions/02_solutions.ipynb`](solutions/02_solutions.ipynb) (they reuse this
+# notebook's models by name). The course's terms are in the [glossary](../docs/glossary.md), the method as
+# the official code does it in [`docs/method.md`](../docs/method.md).
+#
 # 1. Set `vqgan.restart_after` to 0 and train again (`overrides={"vqgan.restart_after": 0}`).
 #    How much of the usage did restart alone buy? Then try `vqgan.init="random"` instead.
 # 2. Move `vqgan.disc_start` past the end of training to train without the GAN. Compare PSNR

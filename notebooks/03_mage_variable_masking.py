@@ -160,9 +160,10 @@ plt.show()
 #
 # ## 3. Training on tokens
 #
-# Each step draws a batch of augmented crops, tokenizes them on the fly with the frozen VQGAN,
-# masks the tokens, and minimises the cross-entropy with label smoothing 0.1 on masked
-# positions only. With $K$ codes, target $y_i$, $\varepsilon = 0.1$ and $M$ the masked set:
+# Each step draws a batch of augmented crops already tokenized by the frozen VQGAN (the token
+# bank: a few augmented views of every training image, tokenized once before training, as the
+# output below says; `bank.views: 0` tokenizes each batch on the fly instead), masks the
+# tokens, and minimises the cross-entropy with label smoothing 0.1 on masked positions only. With $K$ codes, target $y_i$, $\varepsilon = 0.1$ and $M$ the masked set:
 #
 # $$\mathcal{L} = \frac{1}{|M|}\sum_{i \in M} \Big[-(1-\varepsilon)\log p_\theta(y_i) - \frac{\varepsilon}{K}\sum_{k=1}^{K}\log p_\theta(k)\Big].$$
 #
@@ -586,7 +587,8 @@ if other_padding in paddings:
     show_scores(["MAGE", other_name])
     run.log(probe_mage_other_padding=other_probe["avg"], fd_classifier_other_padding=scores[other_name],
             kid_other_padding=measured[other_name]["kid"])
-#
+
+# %% [markdown]
 # ## 8. Generation scores
 #
 # All generation scores of this run in one place (`fd_classifier`, then KID, precision and
@@ -632,7 +634,7 @@ plt.show()
 # ## Measured results
 #
 # This run's numbers are printed above and logged in its `metrics.json`. The executed `cpu`
-# notebook in `reports/cpu/notebooks/` (once published) is a full-size run; the README's tables, rendered from
+# notebook in `reports/cpu/notebooks/` is a full-size run; the README's tables, rendered from
 # committed metrics files, hold the design check (codebook size, decoder position embedding,
 # padding) and the ablation report's seeded comparisons.
 #
@@ -651,6 +653,11 @@ plt.show()
 #   where its spread gets measured.
 #
 # ## Exercises
+#
+# Worked solutions: [`solutions/03_solutions.ipynb`](solutions/03_solutions.ipynb) (they reuse this
+# notebook's models by name). The course's terms are in the [glossary](../docs/glossary.md), the method as
+# the official code does it in [`docs/method.md`](../docs/method.md).
+#
 # 1. Set `mage.padding` to `mask_token` (MAE-style padding) and retrain: compare masked-token
 #    accuracy, probe and `fd_classifier` with [C] padding.
 # 2. Set `mage.loss_on` to `all`: the loss now also rewards copying visible tokens. What happens

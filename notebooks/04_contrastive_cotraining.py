@@ -318,6 +318,11 @@ if run.cfg.ablations.weak_crop:  # off in ci: the ablation report measures it
 # | budget | same steps and sequences per step (half the images, two views each); lr by images per step, as everywhere | equal compute |
 #
 # ## Exercises
+#
+# Worked solutions: [`solutions/04_solutions.ipynb`](solutions/04_solutions.ipynb) (they reuse this
+# notebook's models by name). The course's terms are in the [glossary](../docs/glossary.md), the method as
+# the official code does it in [`docs/method.md`](../docs/method.md).
+#
 # 1. Set `contrastive_weight` to 1.0: what happens to reconstruction, to the probe, to the samples?
 # 2. Set `contrastive_input` to `masked` (InfoNCE on the reconstruction pass, no extra encoder
 #    call). How much of the probe gain survives, for how much less compute?
@@ -329,7 +334,7 @@ if run.cfg.ablations.weak_crop:  # off in ci: the ablation report measures it
 # ## Measured results
 #
 # This run's numbers are printed above and logged in its `metrics.json`. The executed `cpu`
-# notebook in `reports/cpu/notebooks/` (once published) is a full-size run, and the README's tables are rendered from
+# notebook in `reports/cpu/notebooks/` is a full-size run, and the README's tables are rendered from
 # committed metrics files; the seeded comparisons are in the ablation report.
 
 # %%

@@ -188,10 +188,15 @@ plt.show()
 # ## Measured results
 #
 # This run's numbers are printed above and logged in its `metrics.json`. The executed `cpu`
-# notebook in `reports/cpu/notebooks/` (once published) is a full-size run, and the README's tables are rendered from
+# notebook in `reports/cpu/notebooks/` is a full-size run, and the README's tables are rendered from
 # committed metrics files; the seeded comparisons are in the ablation report.
 #
 # ## Exercises
+#
+# Worked solutions: [`solutions/05_solutions.ipynb`](solutions/05_solutions.ipynb) (they reuse this
+# notebook's models by name). The course's terms are in the [glossary](../docs/glossary.md), the method as
+# the official code does it in [`docs/method.md`](../docs/method.md).
+#
 # 1. Feed the continuous model features with Gaussian noise added (a softer quantization).
 #    How much noise closes the gap in section 2?
 # 2. Drop the [MASK] replacement for continuous input (let masked positions keep their

@@ -34,6 +34,17 @@ def pytest_configure(config):
     set_cpu_threads()
 
 
+@pytest.fixture(autouse=True)
+def _project_environment_restored():
+    """Every MAGE_LITE_* variable as it was before each test: a command that sets one for its kernels (the runner,
+    the budget curve) must not change what a later test sees."""
+    before = {k: v for k, v in os.environ.items() if k.startswith("MAGE_LITE_")}
+    yield
+    for k in [k for k in os.environ if k.startswith("MAGE_LITE_") and k not in before]:
+        del os.environ[k]
+    os.environ.update(before)
+
+
 # --- notebooks executed once per test session, shared by the notebook test files ---------
 
 def _run_all(preset, tmp_root, dataset="", only=None):

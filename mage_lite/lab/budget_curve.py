@@ -17,6 +17,7 @@ with the same arguments skips the points already measured.
 """
 
 import argparse
+import contextlib
 import math
 import os
 import sys
@@ -310,16 +311,30 @@ def measure_model_point(model_name: str, epochs: float, seed: int, preset: str, 
             "code": code_version(), **result}
 
 
-def _pretrained_env() -> None:
-    """Load the shipped cpu tokenizer, feature network and 4.1-epoch models instead of training them."""
+@contextlib.contextmanager
+def shipped_weights():
+    """Load the shipped cpu tokenizer, feature network and 4.1-epoch models instead of training them (only the cpu
+    preset's configs match them), unless the environment already names other weights; as it was afterwards."""
     from ..artifacts import PRETRAINED_ENV, REPO_ROOT
 
-    os.environ.setdefault(PRETRAINED_ENV, str(REPO_ROOT / SHIPPED_WEIGHTS))  # only the cpu preset's configs match them
+    had = os.environ.get(PRETRAINED_ENV)
+    if had is None:
+        os.environ[PRETRAINED_ENV] = str(REPO_ROOT / SHIPPED_WEIGHTS)
+    try:
+        yield
+    finally:
+        if had is None:
+            os.environ.pop(PRETRAINED_ENV, None)
 
 
 def measure_curve(preset: str, dataset: str, points: list[tuple[str, float, int]], generation: bool, out: str,
                   command: str) -> dict:
-    _pretrained_env()
+    with shipped_weights():
+        return _measure_curve(preset, dataset, points, generation, out, command)
+
+
+def _measure_curve(preset: str, dataset: str, points: list[tuple[str, float, int]], generation: bool, out: str,
+                   command: str) -> dict:
     try:
         results = load_json(out)
     except FileNotFoundError:

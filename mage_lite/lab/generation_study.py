@@ -35,7 +35,7 @@ import torch
 
 from ..artifacts import REPO_ROOT, load_json, save_json
 from ..config import ConfigError, load_preset
-from .budget_curve import MAGE_ARMS, budget_overrides, point_key, preset_epochs
+from .budget_curve import MAGE_ARMS, budget_overrides, point_key, preset_epochs, shipped_weights
 from .cli import check_reachable, cli, resolve_dataset
 
 # (label, settings) for iterative_decode beside the preset's own (steps, choice temperature): one change at a time
@@ -96,6 +96,14 @@ def floor_ids(marginal: torch.Tensor, n: int, L: int, seed: int) -> torch.Tensor
     g = torch.Generator().manual_seed(seed)
     probs = marginal.expand(L, -1) if marginal.dim() == 1 else marginal  # (L, K)
     return torch.multinomial(probs.float(), n, replacement=True, generator=g).T.contiguous()  # (n, L)
+
+
+def same_rows(n: int, *sets: torch.Tensor) -> list[torch.Tensor]:
+    """The same ``n`` random rows of each of ``sets`` (never the first n: the test images are ordered by class)."""
+    from ..probe import random_subset
+
+    keep = random_subset(len(sets[0]), n, STUDY_SEED + 7)
+    return [s[keep] for s in sets]
 
 
 def entropy(p: torch.Tensor) -> torch.Tensor:
@@ -168,8 +176,9 @@ class Study:
         """The rungs that do not depend on a trained model."""
         lad = self.results["ladder"]
         L = self.tokenizer.num_tokens
-        todo = {"real test images": lambda: self.scorer.metrics(self.scorer.real_images[:self.n]),
-                "tokenizer reconstructions": lambda: self.scorer.metrics(self.scorer.recon_images[:self.n]),
+        real, recon = same_rows(self.n, self.scorer.real_images, self.scorer.recon_images)
+        todo = {"real test images": lambda: self.scorer.metrics(real),
+                "tokenizer reconstructions": lambda: self.scorer.metrics(recon),
                 "codebook marginal, drawn per token": lambda: self.metrics_of_ids(
                     floor_ids(self.code_marginal, self.n, L, STUDY_SEED)),
                 "each position's marginal, drawn per token": lambda: self.metrics_of_ids(
@@ -320,17 +329,15 @@ def main(argv=None) -> int:
         if args.render:
             print(render(load_json(args.render)))
             return 0
-        from .budget_curve import _pretrained_env
-
         points = [parse_point(p) for p in args.points] if args.points else [
             ("mage", preset_epochs(args.preset, args.dataset), 0), ("mage", 8.0, 0)]
         check_reachable(resolve_dataset(args.dataset or load_preset(args.preset).data.dataset))
-        _pretrained_env()
         out = Path(args.out) if Path(args.out).is_absolute() else REPO_ROOT / args.out
-        study = Study(args.preset, args.dataset, args.samples, out)
-        study.ladder()
-        for model_name, epochs, seed in points:
-            study.model(model_name, epochs, seed)
+        with shipped_weights():
+            study = Study(args.preset, args.dataset, args.samples, out)
+            study.ladder()
+            for model_name, epochs, seed in points:
+                study.model(model_name, epochs, seed)
         print(render(study.results))
         return 0
 

@@ -7,7 +7,8 @@
     python -m mage_lite pretrained compare --render reports/cpu/pretrained_check.json   # README's summary from that file
 
 A ``--pretrained`` run loads each model from ``reports/<preset>/weights/`` instead of training it
-(the weights are checked against ``manifest.json``), leaves out the sweeps and ablations whose
+(one file per model, or the shards ``python -m mage_lite train`` writes; the weights are checked against
+``manifest.json``), leaves out the sweeps and ablations whose
 models are not shipped, and writes to ``pretrained/`` under the runs folder (``runs/`` or
 ``$MAGE_LITE_RUNS_DIR``) so it never mixes with trained models. A run the weights cannot stand in
 for (another seed, other data, a model's config changed by ``--set``) is refused, not trained,
@@ -17,18 +18,21 @@ current code and checks they reproduce the probe the published run measured.
 """
 
 import argparse
+import hashlib
+import io
 import json
 import sys
 from pathlib import Path
 
 import torch
 
-from ..artifacts import (REPO_ROOT, atomic_torch_save, is_tracked, load_json, load_state, published_run, runs_root, save_json,
-                         sha256_of, shipped_name)
+from ..artifacts import (REPO_ROOT, atomic_torch_save, atomic_write_bytes, check_shipped_file, is_tracked, load_json,
+                         load_state, published_run, runs_root, save_json, sha256_of, shipped_name)
 from ..config import ConfigError, Preset, load_preset
 from .cli import cli
 from .readme import render_block
-from .records import flatten, models_used
+from ..artifacts import flatten_metrics as flatten
+from .records import models_used
 
 LIMIT_MB = 20.0  # all shipped weights of a preset together
 # The models a --pretrained run needs: the main model of each notebook (run folder names without their hash)
@@ -87,6 +91,7 @@ def check_pretrained_run(preset: str, cfg: Preset, seed: int, refuse_unmatched: 
         shipped = sorted(p.parent.parent.name for p in (REPO_ROOT / "reports").glob("*/weights/manifest.json"))
         raise ConfigError(f"preset {preset!r} has no pretrained weights in {weights}; "
                           f"--pretrained works with {', '.join(shipped) or 'no preset yet'}")
+    check_shards(weights)
     published = published_run(weights)
     why = run_mismatch(cfg, seed, published) if refuse_unmatched and published is not None else ""
     if why:
@@ -105,15 +110,12 @@ def half(state: dict) -> dict:
     return out
 
 
-def export(preset: str, names: tuple = MAIN_MODELS, dest: Path | None = None, limit_mb: float = LIMIT_MB,
-           used: list[Path] | None = None) -> Path:
-    """Write the preset's trained models named in ``names`` (fp16) and ``manifest.json`` to ``dest``
-    (default ``reports/<preset>/weights``); refuses a set larger than ``limit_mb``. The models are
-    those the preset's executed notebooks used (``used``: their run folders, to name them directly)."""
+def chosen_runs(preset: str, names: tuple = MAIN_MODELS, used: list[Path] | None = None) -> list[Path]:
+    """The run folders of the preset's trained models named in ``names``, one of each: those the preset's executed
+    notebooks used (``used``: their run folders, to name them directly)."""
     from ..fd import shared_models_dir
 
     models = runs_root() / preset / "models"
-    dest = dest or weights_dir(preset)
     used = models_used(preset, [models, shared_models_dir()]) if used is None else used
     runs = [d for d in used if d.name.rsplit("-", 1)[0] in names]
     missing = set(names) - {d.name.rsplit("-", 1)[0] for d in runs}
@@ -128,21 +130,46 @@ def export(preset: str, names: tuple = MAIN_MODELS, dest: Path | None = None, li
     for name, ds in seen.items():
         if len(ds) > 1:
             seen[name] = [d for d in ds if load_json(d / "config.json").get("crop_scale") == crop] or ds
-    runs = sorted(d for ds in seen.values() for d in ds)
     twice = {n: [d.name for d in ds] for n, ds in seen.items() if len(ds) > 1}
     if twice:
         raise ValueError(f"the {preset} run used several models named {', '.join(twice)} ({twice}): "
                          f"run its notebooks again from an empty runs/ (--fresh) so one of each is current")
+    return sorted(d for ds in seen.values() for d in ds)
+
+
+def _entry(d: Path) -> tuple[str, dict]:
+    """(file stem, manifest entry without its file) of the trained model in run folder ``d``."""
+    stem = shipped_name(d.name.rsplit("-", 1)[0], load_json(d / "config.json"))
+    return stem, {"trained_in": d.name, "history": load_json(d / "history.json")}
+
+
+def _drop_old(dest: Path, keep: set[str]) -> None:
+    """Delete the files an earlier export's manifest in ``dest`` lists (its models' files, its shards) that are not
+    in ``keep``; nothing else in ``dest`` is touched."""
+    try:
+        old = load_json(dest / "manifest.json")
+    except (FileNotFoundError, ValueError):
+        return
+    listed = [e["file"] for e in old.get("models", {}).values() if "file" in e] + [s["file"] for s in old.get("shards", [])]
+    for name in set(listed) - keep:
+        (dest / Path(name).name).unlink(missing_ok=True)
+
+
+def export(preset: str, names: tuple = MAIN_MODELS, dest: Path | None = None, limit_mb: float = LIMIT_MB,
+           used: list[Path] | None = None) -> Path:
+    """Write the preset's trained models named in ``names`` (fp16), one file each, and ``manifest.json`` to ``dest``
+    (default ``reports/<preset>/weights``); refuses a set larger than ``limit_mb``. The models are
+    those the preset's executed notebooks used (``used``: their run folders, to name them directly)."""
+    runs = chosen_runs(preset, names, used)
+    dest = dest or weights_dir(preset)
     dest.mkdir(parents=True, exist_ok=True)
     entries, total = {}, 0
     for d in runs:
-        name = d.name.rsplit("-", 1)[0]
-        stem = shipped_name(name, load_json(d / "config.json"))
+        stem, entry = _entry(d)
         path = dest / f"{stem}.pt"
         atomic_torch_save(half(load_state(d / "model.pt")), path)
         total += path.stat().st_size
-        entries[stem] = {"file": path.name, "sha256": sha256_of(path), "trained_in": d.name,
-                         "history": load_json(d / "history.json")}
+        entries[stem] = {"file": path.name, "sha256": sha256_of(path), **entry}
     if total > limit_mb * 2**20:
         raise ValueError(f"the weights come to {total / 2**20:.1f} MB, over the {limit_mb:.0f} MB limit; ship fewer models")
     for old in dest.glob("*.pt"):
@@ -150,6 +177,75 @@ def export(preset: str, names: tuple = MAIN_MODELS, dest: Path | None = None, li
             old.unlink()
     save_json({"preset": preset, "megabytes": round(total / 2**20, 2), "models": entries}, dest / "manifest.json")
     return dest
+
+
+# What one GPU slot can bring back (issue 29): files of at most 16 MiB, at most 8 files (the manifest one of them)
+# and 64 MiB in all
+SHARD_BYTES, MAX_FILES, MAX_BYTES = 16 * 2**20, 8, 64 * 2**20
+SHARD_NAME = "weights-{:02d}.bin"
+
+
+def half_bytes(state: dict) -> bytes:
+    """What a model's state (:func:`half`) takes in a shard: its torch.save, in memory."""
+    buffer = io.BytesIO()
+    torch.save(half(state), buffer)
+    return buffer.getvalue()
+
+
+def shard_limits_problem(weights_bytes: int, manifest_bytes: int = 0, shard_bytes: int = SHARD_BYTES,
+                         max_files: int = MAX_FILES, max_bytes: int = MAX_BYTES) -> str:
+    """Why ``weights_bytes`` of weights (plus a manifest of ``manifest_bytes``) cannot be shipped as shards of at most
+    ``shard_bytes`` within ``max_files`` files and ``max_bytes`` in all, as a phrase; "" when they can."""
+    shards = -(-weights_bytes // shard_bytes)
+    if weights_bytes + manifest_bytes > max_bytes:
+        return (f"the weights and their manifest come to {(weights_bytes + manifest_bytes) / 2**20:.1f} MiB, over the "
+                f"limit of {max_bytes / 2**20:g} MiB in all")
+    if shards + 1 > max_files:
+        return (f"the weights come to {weights_bytes / 2**20:.1f} MiB, {shards} shards of at most "
+                f"{shard_bytes / 2**20:g} MiB plus the manifest, over the limit of {max_files} files")
+    return ""
+
+
+def export_shards(preset: str, dest: Path, used: list[Path], names: tuple = MAIN_MODELS, shard_bytes: int = SHARD_BYTES,
+                  max_files: int = MAX_FILES, max_bytes: int = MAX_BYTES) -> Path:
+    """Write the trained models of the run folders ``used`` named in ``names`` (fp16, as :func:`export`) to ``dest`` as
+    shards: every model's saved state one after the other in one byte stream, cut into files ``weights-NN.bin`` of at
+    most ``shard_bytes``; ``manifest.json`` lists each shard with its sha256 and each model's pieces
+    ([shard, offset, length], ...), which :func:`mage_lite.artifacts.read_shipped` reads back. Refuses, before writing
+    anything, weights that do not fit in ``max_files`` files (the manifest one of them) and ``max_bytes`` in all."""
+    stream, entries = bytearray(), {}
+    for d in chosen_runs(preset, names, used):
+        stem, entry = _entry(d)
+        at, data = len(stream), half_bytes(load_state(d / "model.pt"))
+        stream += data
+        pieces = []
+        while at < len(stream):  # the model's bytes, cut where the shards end
+            shard = at // shard_bytes
+            stop = min(len(stream), (shard + 1) * shard_bytes)
+            pieces.append([SHARD_NAME.format(shard), at - shard * shard_bytes, stop - at])
+            at = stop
+        entries[stem] = {"pieces": pieces, "bytes": len(data), **entry}
+    shards = [bytes(stream[i:i + shard_bytes]) for i in range(0, len(stream), shard_bytes)]
+    manifest = {"preset": preset, "megabytes": round(len(stream) / 2**20, 2), "models": entries,
+                "shards": [{"file": SHARD_NAME.format(i), "bytes": len(b), "sha256": hashlib.sha256(b).hexdigest()}
+                           for i, b in enumerate(shards)]}
+    problem = shard_limits_problem(len(stream), len(json.dumps(manifest, indent=2, sort_keys=True)) + 1, shard_bytes,
+                                   max_files, max_bytes)
+    if problem:
+        raise ValueError(f"cannot export the {preset} weights to {dest}: {problem}; make the preset's models smaller")
+    dest.mkdir(parents=True, exist_ok=True)
+    for shard, data in zip(manifest["shards"], shards):
+        atomic_write_bytes(data, dest / shard["file"])
+    _drop_old(dest, {s["file"] for s in manifest["shards"]})
+    save_json(manifest, dest / "manifest.json")
+    return dest
+
+
+def check_shards(weights: Path) -> None:
+    """Refuse in one sentence naming the file a folder of weights written as shards where one is missing or damaged
+    (weights written one file per model are checked as each model loads)."""
+    for shard in load_json(weights / "manifest.json").get("shards", []):
+        check_shipped_file(weights / shard["file"], shard["sha256"])
 
 
 COMPARED = ("probe_", "psnr", "masked_acc", "mode_share", "fd_classifier_", "kid_", "precision_", "recall_")

@@ -6,7 +6,7 @@ block with :func:`write_block` (or :func:`render_block`, from its committed JSON
 reads it back with :func:`read_block` and compares it with the same rendering. Nothing between
 markers is written by hand.
 
-The blocks of README.md and the command that writes each:
+The blocks of README.md (and of docs/lab.md, the lab's records: :data:`HOMES`) and the command that writes each:
 
     course-map, results           python -m mage_lite results
     pretrained-check              python -m mage_lite pretrained compare --render reports/cpu/pretrained_check.json
@@ -25,6 +25,15 @@ from typing import Callable
 from ..artifacts import REPO_ROOT, load_json
 
 README = REPO_ROOT / "README.md"
+LAB_RECORDS = REPO_ROOT / "docs" / "lab.md"
+# The blocks that live outside README.md: the lab's records about itself, kept off the course's front page
+HOMES = {name: LAB_RECORDS for name in ("ci-time", "threads-table", "bank-table", "design-table", "bench-table",
+                                        "bench-gpu-table")}
+
+
+def home(name: str) -> Path:
+    """The file block ``name`` lives in: README.md, or docs/lab.md for the lab's records (:data:`HOMES`)."""
+    return HOMES.get(name, README)
 
 
 def markers(name: str) -> tuple[str, str]:
@@ -50,19 +59,20 @@ def replace_block(text: str, name: str, content: str) -> str:
 
 
 def read_block(name: str, text: str | None = None) -> str:
-    """Block ``name``'s content (stripped), from ``text`` or else from README.md."""
-    text = README.read_text() if text is None else text
+    """Block ``name``'s content (stripped), from ``text`` or else from the file it lives in (:func:`home`)."""
+    text = home(name).read_text() if text is None else text
     i, j = _span(text, name)
     return text[i:j].strip()
 
 
-def write_block(name: str, content: str, path: Path = README) -> Path:
-    """Replace block ``name`` of the file at ``path`` (README.md unless given) by ``content``; returns the path."""
-    path = Path(path)
+def write_block(name: str, content: str, path: Path | None = None) -> Path:
+    """Replace block ``name`` of the file at ``path`` (the block's :func:`home` unless given) by ``content``;
+    returns the path."""
+    path = home(name) if path is None else Path(path)
     path.write_text(replace_block(path.read_text(), name, content))
     return path
 
 
-def render_block(name: str, json_path: Path | str, render: Callable[[dict], str], path: Path = README) -> Path:
+def render_block(name: str, json_path: Path | str, render: Callable[[dict], str], path: Path | None = None) -> Path:
     """:func:`write_block` of ``render(<the JSON record at json_path>)``: a block rendered from a committed record."""
     return write_block(name, render(load_json(json_path)), path)

@@ -1,6 +1,6 @@
-"""What a finished run of the notebooks left behind, read back: its models, timings and flat metrics.
+"""What a finished run of the notebooks left behind, read back: its models and timings.
 
-Shared by the runner (the summary, the timings record) and pretrained (which models to export,
+Shared by the runner (the timings record) and pretrained (which models to export,
 which metrics to compare); neither imports the other for these.
 """
 
@@ -10,17 +10,6 @@ from pathlib import Path
 from ..artifacts import load_json, runs_root, save_json
 
 
-def flatten(m: dict, prefix: str = "") -> dict[str, float]:
-    """Numeric metrics, one level of nesting spelled out (probe_by_mask_ratio.0.5)."""
-    out = {}
-    for k, v in m.items():
-        if isinstance(v, bool) or k in ("config", "dataset", "seed"):
-            continue
-        if isinstance(v, (int, float)):
-            out[prefix + k] = v
-        elif isinstance(v, dict) and not prefix:
-            out.update(flatten(v, f"{k}."))
-    return out
 
 
 REUSED = re.compile(r"reusing \S+ trained earlier: (\S+)")

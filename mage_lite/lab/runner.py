@@ -28,7 +28,8 @@ from ..artifacts import PRETRAINED_ENV, PRETRAINED_ONLY_ENV, REPO_ROOT, load_jso
 from ..config import PRESET_NAMES, ConfigError, check_seed, load_preset
 from ..device import pick_device
 from .cli import check_reachable, check_writable, cli, parse_set, resolve_dataset
-from .records import flatten, record_trained_earlier
+from ..artifacts import flatten_metrics as flatten
+from .records import record_trained_earlier
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 KERNEL = "python3"  # named explicitly: the kernel of the environment mage_lite is installed in

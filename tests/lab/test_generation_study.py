@@ -18,6 +18,13 @@ def test_floors_draw_from_the_marginals_they_name():
     assert torch.equal(drawn, generation_study.floor_ids(per_pos, 4000, 2, seed=0))
 
 
+def test_the_real_rows_are_a_random_subset_not_the_first_classes():
+    labels = torch.arange(10).repeat_interleave(100)  # (1000,) ordered by class, as the test images are
+    images = torch.arange(1000)
+    picked, again = generation_study.same_rows(200, labels, images)
+    assert torch.equal(labels[again], picked) and len(picked.unique()) == 10  # every class, the same rows in both
+
+
 def test_first_step_of_a_model_that_predicts_the_marginal_has_no_information_beyond_it():
     from types import SimpleNamespace
 
