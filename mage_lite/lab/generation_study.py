@@ -228,7 +228,7 @@ class Study:
             confirm.clear()
             confirm["setting"] = best
         for s in CONFIRM_SEEDS:
-            for label in {best, BASELINE}:
+            for label in dict.fromkeys((BASELINE, best)):  # in a fixed order: the file reads the same on every run
                 tag = f"{label} | seed {s}"
                 if tag not in confirm:
                     confirm[tag] = self.samples_metrics(model, settings[label], s)
