@@ -9,11 +9,12 @@ import sys
 
 # verb -> (module whose main(argv) runs it, what it does in one line, whether the verb itself is passed on)
 VERBS = {
+    "lab": ("mage_lite.lab.notebook_hygiene", "open the course in JupyterLab (saving a notebook keeps its inputs, not its outputs)", False),
     "run": ("mage_lite.lab.runner", "execute the course notebooks with papermill (--preset, --only, --pretrained, ...)", True),
     "publish": ("mage_lite.lab.runner", "copy a finished run's metrics, figures and notebooks to reports/<preset>/", True),
     "list": ("mage_lite.lab.runner", "list the course notebooks", True),
     "report": ("mage_lite.lab.report.__main__", "the ablation report: notebooks 03-05 over a grid of arms and seeds", False),
-    "results": ("mage_lite.lab.results", "render the README's Results and course map from the published runs", False),
+    "results": ("mage_lite.lab.results", "render the README's course map and headline, and docs/results.md, from the published runs", False),
     "train": ("mage_lite.lab.train_preset", "train a preset's main models without Jupyter and export them as weight shards", False),
     "pretrained": ("mage_lite.lab.pretrained", "export the shipped weights, or compare a --pretrained run with the published one", False),
     "bench": ("mage_lite.lab.bench", "time the models' training steps at the presets' sizes", False),
@@ -22,7 +23,7 @@ VERBS = {
     "bank-check": ("mage_lite.lab.bank_check", "MAGE trained from the token bank against tokenizing on the fly", False),
     "budget-curve": ("mage_lite.lab.budget_curve", "probe and generation metrics against the training budget", False),
     "generation-study": ("mage_lite.lab.generation_study", "generation on cached models: the ladder, decoding settings, the first step", False),
-    "config": ("mage_lite.lab.budget_table", "render the README's table of every preset's training budgets", False),
+    "config": ("mage_lite.lab.budget_table", "render the table of every preset's training budgets (docs/results.md)", False),
 }
 
 

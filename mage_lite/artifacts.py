@@ -255,8 +255,11 @@ def why_not_shipped(name: str, config: dict, weights: Path) -> str:
 def check_shipped_file(path: Path, sha256: str) -> None:
     """Refuse in one sentence a shipped weights file (one model's, or a shard) that is missing or fails its checksum."""
     if not path.exists() or sha256_of(path) != sha256:
+        # git can restore only a file it tracks; weights exported here (pretrained export) are made again instead
+        fix = (f"restore it with `git checkout -- {path}`" if is_tracked(path)
+               else "copy or export the weights again (python -m mage_lite pretrained export)")
         raise ValueError(f"{path} is missing or does not match its checksum in {path.parent / 'manifest.json'}; "
-                         f"restore it with `git checkout -- {path}` or run without --pretrained")
+                         f"{fix}, or run without --pretrained")
 
 
 def read_shipped(folder: Path, entry: dict) -> tuple[dict, Path]:

@@ -7,6 +7,7 @@ refused with one sentence naming the valid choices.
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -209,7 +210,7 @@ def _presets() -> dict[str, Preset]:
         vqgan=VQGANConfig(channels=32, norm_groups=16, codebook_size=256, code_dim=16, disc_channels=16, disc_start=520, restart_after=20),
         vqgan_train=TrainConfig(steps=800, batch_size=64, base_lr=3e-3, warmup_steps=40, log_every=10),
         # MAGE ~400 img/s on 2 threads from the token bank (bench). The decoder position embedding: the design check's
-        # choice at this budget (README, "Design choices"): MAE's fixed 2D sin-cos table. At one epoch, one tokenizer,
+        # choice at this budget (docs/lab.md, "Design choices"): MAE's fixed 2D sin-cos table. At one epoch, one tokenizer,
         # the untrained anchor averaged over 3 inits (29.2 %): probe 35.7 % at scale 1, 33.2 learned_sincos, 32.3 scale 2
         mage=MAGEFamilyConfig(codebook_size=256, dim=128, depth=4, heads=4, decoder_depth=2, dropout=0.0,
                                decoder_pos="sincos", decoder_pos_scale=1.0),
@@ -370,6 +371,10 @@ def load_preset(name: str, overrides: dict | None = None, **top_level) -> Preset
                 preset = dataclasses.replace(preset, **fields)
     except ValueError as e:
         raise ConfigError(str(e)) from None
+    except ArithmeticError:  # a config's own check divided by a size given as 0 (mae.patch_size=0)
+        zero = next((f"{section}.{k}" for section, fields in changes.items() for k, v in fields.items()
+                     if _is_number(v) and not isinstance(v, bool) and v <= 0), "a size")
+        raise ConfigError(f"{zero} must be at least 1, got {flat.get(zero, 0)}") from None
     _check_preset(preset)
     return preset
 
@@ -378,6 +383,8 @@ def _same_dataset(a, b) -> bool:
     """Whether two dataset names or paths name the same data (a path given relative or not is the same path)."""
     if a == b:
         return True
+    if str(a).lower() in ("shapes", "cifar10"):  # the names are read whatever their case (data.load_dataset)
+        return str(a).lower() == str(b).lower()
     paths = [Path(str(x)).expanduser() for x in (a, b)]
     return all(p.exists() for p in paths) and paths[0].resolve() == paths[1].resolve()
 
@@ -405,6 +412,11 @@ def _check_preset(p: Preset) -> None:
         if bad:
             raise ConfigError(f"{key} holds {bad[0]!r}; each of its values must be {valid}")
     d = p.data
+    if d.dataset.lower() not in ("shapes", "cifar10") and d.dataset and Path(d.dataset).expanduser().is_symlink() \
+            and not Path(d.dataset).expanduser().exists():
+        raise ConfigError(f"data.dataset {d.dataset!r} is a broken link (it points to "
+                          f"{os.readlink(Path(d.dataset).expanduser())}, which does not exist); fix the link or pass "
+                          "the dataset's own path")
     if d.dataset.lower() not in ("shapes", "cifar10") and not (d.dataset and Path(d.dataset).expanduser().exists()):
         raise ConfigError(f"data.dataset {d.dataset!r} is neither 'shapes', 'cifar10' nor an existing path; pass one of "
                           "those, or the path of an image-folder directory, .zip or .tar.gz")

@@ -23,9 +23,10 @@ from ..mage_eval import masked_token_accuracy, probe_tokens
 from ..probe import random_subset
 from ..session import NotebookRun
 from ..vqgan import encode_dataset
+from .published import without_machine_paths
 from .readme import render_block
 
-BLOCK = "bank-table"  # README.md's block (mage_lite.lab.readme)
+BLOCK = "bank-table"  # rendered blocks; the file each lives in: mage_lite.lab.readme.HOMES
 
 
 def measure(preset: str, views: list[int], seeds: int, dataset: str = "") -> dict:
@@ -84,7 +85,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--dataset", default="")
     ap.add_argument("--out", default="reports/bank/bank_check.json")
-    ap.add_argument("--render", default="", metavar="JSON", help="only re-render README.md's table from JSON")
+    ap.add_argument("--render", default="", metavar="JSON", help="only re-render docs/lab.md's table from JSON")
     args = ap.parse_args(argv)
     try:
         if args.render:
@@ -96,7 +97,8 @@ def main(argv=None) -> int:
     except (ConfigError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    save_json({**results, "command": "python -m mage_lite bank-check " + " ".join(argv or sys.argv[1:])}, args.out)
+    save_json(without_machine_paths({**results, "command": "python -m mage_lite bank-check " + " ".join(argv or sys.argv[1:])}),
+              args.out)
     print(render_table(results))
     return 0
 

@@ -18,6 +18,7 @@ only: nothing here passes or fails.
 
 import argparse
 import dataclasses
+import json
 import os
 import platform
 import re
@@ -42,9 +43,10 @@ from ..mage_c import MAGEC
 from ..token_bank import BankSampler, build_bank
 from ..train import param_groups
 from ..vqgan import VQGAN
+from .cli import check_record
 from .readme import render_block
 
-TABLE_BLOCK, GPU_BLOCK, CI_BLOCK = "bench-table", "bench-gpu-table", "ci-time"  # README.md's blocks (mage_lite.lab.readme)
+TABLE_BLOCK, GPU_BLOCK, CI_BLOCK = "bench-table", "bench-gpu-table", "ci-time"  # rendered blocks; the file each lives in: mage_lite.lab.readme.HOMES
 N_IMAGES = 2048  # stand-in training images (random pixels: speed does not depend on content)
 
 
@@ -316,7 +318,14 @@ def record_ci(log_path: str, out: str, timings: str = "") -> dict:
     gives the tests and pytest's own time; ``real XmY.Zs`` (bash's ``time``) the whole script.
     ``timings``: the ``runs/ci/timings.json`` the run's ci notebooks wrote, to keep their times.
     """
-    text = Path(log_path).read_text()
+    try:
+        text = Path(log_path).read_text()
+    except FileNotFoundError:
+        raise ValueError(f"{log_path} does not exist; pass the log of a finished .ci/run") from None
+    except (UnicodeDecodeError, IsADirectoryError):
+        raise ValueError(f"{log_path} is not a text log; pass the log of a finished .ci/run") from None
+    if not text.strip():
+        raise ValueError(f"{log_path} is empty; pass the log of a finished .ci/run")
     day = text.splitlines()[0].strip()
     closing = re.findall(r"=+ (.*?) in ([\d.]+)s", text)
     if not closing:
@@ -329,7 +338,11 @@ def record_ci(log_path: str, out: str, timings: str = "") -> dict:
     record = {"date": day, "cpu": cpu_model(), "cores": available_cores(), "tests": counts, "failed": failed,
               "pytest_s": float(pytest_s), "script_s": int(real[-1][0]) * 60 + float(real[-1][1])}
     if timings:
-        record["ci_notebooks_s"] = {k: v["seconds"] for k, v in sorted(load_json(timings).items())}
+        try:
+            record["ci_notebooks_s"] = {k: v["seconds"] for k, v in sorted(json.loads(Path(timings).read_text()).items())}
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError, KeyError, TypeError) as e:
+            raise ValueError(f"{timings} is not the timings.json of the run's ci notebooks ({type(e).__name__}: "
+                             f"{' '.join(str(e).split())}); pass runs/ci/timings.json, or leave TIMINGS out") from None
     save_json(record, out)
     return record
 
@@ -357,13 +370,15 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--steps", type=int, default=10, help="timed calls per training step (a third of that for the rest)")
     ap.add_argument("--out", default="", help="write the figures and the machine to this JSON file")
-    ap.add_argument("--render", default="", metavar="JSON", help="only re-render README.md's benchmark table from JSON")
+    ap.add_argument("--render", default="", metavar="JSON", help="only re-render docs/lab.md's benchmark table from JSON")
     ap.add_argument("--record-ci", nargs="+", metavar="LOG JSON [TIMINGS]",
                     help="write a .ci/run log's figures (and its ci notebooks' timings.json) to JSON")
-    ap.add_argument("--render-ci", default="", metavar="JSON", help="only re-render README.md's CI time from JSON")
+    ap.add_argument("--render-ci", default="", metavar="JSON", help="only re-render docs/lab.md's CI time from JSON")
     args = ap.parse_args(argv)
     try:
         if args.render:  # a GPU run's JSON goes to the GPU table
+            check_record(args.render, "the figures `python -m mage_lite bench --out JSON` wrote",
+                         "reports/bench/bench.json", lambda r: render_table(r) + str(r["machine"].get("gpu")))
             gpu = load_json(args.render)["machine"].get("gpu")
             block = GPU_BLOCK if gpu else TABLE_BLOCK
             print(f"rendered {render_block(block, args.render, render_table)} from {args.render}")
@@ -375,6 +390,8 @@ def main(argv=None) -> int:
             print(render_ci(record_ci(*args.record_ci)))
             return 0
         if args.render_ci:
+            check_record(args.render_ci, "the record `python -m mage_lite bench --record-ci` wrote",
+                         "reports/bench/ci_run.json", render_ci)
             print(f"rendered {render_block(CI_BLOCK, args.render_ci, render_ci)} from {args.render_ci}")
             return 0
         for p in args.presets:

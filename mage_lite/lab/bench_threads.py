@@ -31,7 +31,7 @@ from .bench import cpu_model
 from .readme import render_block
 from ..device import available_cores, threads_for
 
-BLOCK = "threads-table"  # README.md's block (mage_lite.lab.readme)
+BLOCK = "threads-table"  # rendered blocks; the file each lives in: mage_lite.lab.readme.HOMES
 OLD = {"MAGE_LITE_THREADS": "1"}  # the policy before: one thread on machines with at most two cores
 TRAINING_ROWS = ("training step", "training step, token bank")
 
@@ -116,7 +116,7 @@ def main(argv=None) -> int:
     ap.add_argument("--dataset", default="", help="CIFAR-10 as an image-folder archive (default: the official download)")
     ap.add_argument("--steps", type=int, default=10, help="timed steps per model in the two-worker benchmark")
     ap.add_argument("--out", default="reports/bench/threads.json")
-    ap.add_argument("--render", default="", metavar="JSON", help="only re-render README.md's table from JSON")
+    ap.add_argument("--render", default="", metavar="JSON", help="only re-render docs/lab.md's table from JSON")
     args = ap.parse_args(argv)
     if args.render:
         print(f"rendered {render_block(BLOCK, args.render, render_table)} from {args.render}")

@@ -33,7 +33,7 @@ from .cli import cli
 from .readme import render_block
 from ..session import NotebookRun
 
-TABLE_BLOCK = "budget-curve"  # README.md's block (mage_lite.lab.readme)
+TABLE_BLOCK = "budget-curve"  # rendered blocks; the file each lives in: mage_lite.lab.readme.HOMES
 WARMUP_SHARE = 0.05  # the presets' schedule shape
 
 
@@ -382,7 +382,7 @@ def status(results: dict, points: list[tuple[str, float, int]], dataset: str = "
 
 
 
-CURVE_BLOCK = "budget-curve-cpu"  # README.md's block (mage_lite.lab.readme)
+CURVE_BLOCK = "budget-curve-cpu"  # rendered blocks; the file each lives in: mage_lite.lab.readme.HOMES
 MODEL_LABELS = {"mae": "MAE", "mage": "MAGE", "mage_c": "MAGE-C", "continuous": "continuous-input MAGE"}
 # The three claims the curve follows: (model that should win, model it should beat, what the claim says)
 CURVE_CLAIMS = (("mage", "mae", "MAGE's probe passes MAE's"),
@@ -501,7 +501,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0])
     ap.add_argument("--generation", action="store_true", help="also score MAGE's unconditional samples (KID, fd_classifier)")
     ap.add_argument("--out", default="reports/budget/ci.json")
-    ap.add_argument("--render", default="", metavar="JSON", help="only re-render README.md's budget table and the figure")
+    ap.add_argument("--render", default="", metavar="JSON", help="only re-render docs/results.md's budget-curve table and the figure")
     ap.add_argument("--per-model", action="store_true",
                     help="the per-model curve (MAE, MAGE, MAGE-C, continuous input) at the preset's sizes and shipped "
                          "tokenizer; without --epochs, the whole plan (issue 27)")

@@ -1,4 +1,4 @@
-"""``python -m mage_lite config``: re-render README.md's table of every preset's training budgets
+"""``python -m mage_lite config``: re-render docs/results.md's table of every preset's training budgets
 (:func:`mage_lite.config.render_budget_table`) in its block ``budget-table``."""
 
 import argparse
@@ -6,7 +6,7 @@ import argparse
 from ..config import render_budget_table
 from .readme import write_block
 
-BLOCK = "budget-table"  # README.md's block (mage_lite.lab.readme)
+BLOCK = "budget-table"  # rendered blocks; the file each lives in: mage_lite.lab.readme.HOMES
 
 
 def main(argv: list[str] | None = None) -> int:

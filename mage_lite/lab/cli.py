@@ -59,9 +59,13 @@ def cli(body: Callable[[], int]) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except OSError as e:
-        if e.errno != errno.ENOSPC:
-            raise
-        print(f"error: the disk is full while writing {e.filename or 'a file'}; free space and rerun", file=sys.stderr)
+        if e.errno == errno.ENOSPC:
+            print(f"error: the disk is full while writing {e.filename or 'a file'}; free space and rerun", file=sys.stderr)
+            return 1
+        # Any other file-system error the up-front checks could not foresee (a file where a folder is expected, a
+        # folder made read-only meanwhile): the path and the reason in one line, not a traceback.
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"error: {where}{e.strerror or e}; fix that path (or choose another) and rerun", file=sys.stderr)
         return 1
 
 
@@ -97,17 +101,45 @@ def network_problem(url: str, timeout: float = 5.0) -> str:
 
 
 def check_reachable(dataset: str) -> None:
-    """Refuse the official cifar10 when it is neither in the data folder nor downloadable: every notebook
-    would fail on it, one after the other (image-folder paths and shapes are checked by load_preset)."""
+    """Refuse the official cifar10 when it is neither in the data folder nor downloadable, or when it must still be
+    downloaded or extracted into a data folder that cannot be written: every notebook would fail on it, one after
+    the other (image-folder paths and shapes are checked by load_preset)."""
     from ..data import CIFAR10_ARCHIVE, CIFAR10_FILES, CIFAR10_FOLDER, CIFAR10_URL, default_data_dir
 
     if dataset.lower() != "cifar10":
         return
     data_dir = default_data_dir()
-    if (data_dir / CIFAR10_ARCHIVE).is_file() or all((data_dir / CIFAR10_FOLDER / f).is_file() for f in CIFAR10_FILES):
+    if all((data_dir / CIFAR10_FOLDER / f).is_file() for f in CIFAR10_FILES):
+        return
+    # Downloading and extracting both write to the data folder: one that cannot be written would stop every
+    # notebook in its data cell ("failed in cell 3: OSError ... '.part'").
+    check_writable(data_dir, "set MAGE_LITE_DATA_DIR to a folder you can write to, or pass --dataset "
+                             "PATH/TO/cifar10-jpg.tar.gz (an image-folder archive, read in place)")
+    if (data_dir / CIFAR10_ARCHIVE).is_file():
         return
     problem = network_problem(CIFAR10_URL)
     if problem:
         raise ConfigError(f"the dataset is cifar10, which is not in {data_dir} and cannot be downloaded ({problem}); "
                           "pass --dataset PATH/TO/cifar10-jpg.tar.gz, or set MAGE_LITE_DATA_DIR to a folder holding "
                           f"{CIFAR10_FOLDER}/")
+
+
+def check_record(path: str, what: str, example: str, render: Callable[[dict], str]) -> None:
+    """Refuse in one sentence a record passed to a ``--render`` option that is not ``what`` (missing, a folder, not
+    JSON, or JSON that ``render`` cannot read). The file is the user's input, not a cache: the advice is to pass the
+    right one, never to delete it (or to restore it from git)."""
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"{path} does not exist; pass {what}, e.g. {example}")
+    try:
+        record = json.loads(p.read_text())
+    except IsADirectoryError:
+        raise ConfigError(f"{path} is a folder; pass {what}, e.g. {example}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ConfigError(f"{path} is not {what}: it is not JSON ({' '.join(str(e).split())}); pass one, "
+                          f"e.g. {example}") from None
+    try:
+        render(record)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, ArithmeticError) as e:
+        raise ConfigError(f"{path} is not {what}: rendering it fails ({type(e).__name__}: {e}); pass one, "
+                          f"e.g. {example}") from None

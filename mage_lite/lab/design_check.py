@@ -37,7 +37,7 @@ from ..vqgan import encode_dataset
 from .readme import write_block
 
 EVAL_RATIO = 0.75  # notebook 03's masked-token accuracy ratio
-BLOCK = "design-table"  # README.md's block (mage_lite.lab.readme)
+BLOCK = "design-table"  # rendered blocks; the file each lives in: mage_lite.lab.readme.HOMES
 
 
 def parse_overrides(pairs: list[str]) -> dict:
@@ -170,7 +170,7 @@ def render_tables(paths: list[str]) -> str:
 
 
 def render_readme(paths: list[str]) -> Path:
-    """Write :func:`render_tables` as README.md's design-table block; returns the README's path."""
+    """Write :func:`render_tables` as docs/lab.md's design-table block; returns that file's path."""
     return write_block(BLOCK, render_tables(paths))
 
 
@@ -185,7 +185,7 @@ def main(argv=None) -> int:
     ap.add_argument("--generation", action="store_true", help="also score unconditional samples (KID, fd_classifier)")
     ap.add_argument("--out", default="reports/design/ci.json")
     ap.add_argument("--render", nargs="+", default=[], metavar="JSON",
-                    help="only re-render README.md's design tables from these result files (one table each)")
+                    help="only re-render docs/lab.md's design tables from these result files (one table each)")
     args = ap.parse_args(argv)
     try:
         if args.render:

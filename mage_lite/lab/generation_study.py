@@ -112,6 +112,17 @@ def entropy(p: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
+def fully_masked_share(mcfg, draws: int = 200_000) -> float:
+    """The share of MAGE's training inputs that look like generation's first step, every token masked:
+    the probability that a ratio drawn from ``mcfg.mask_ratio`` masks all ``mcfg.num_tokens`` tokens
+    (Monte Carlo with a fixed seed; one ratio per batch, or per image with ``per_sample_ratio``)."""
+    from ..masking import make_ratio_dist
+
+    ratios = make_ratio_dist(mcfg.mask_ratio).sample(draws, torch.Generator().manual_seed(0))  # float64, CPU
+    masked = torch.ceil(mcfg.num_tokens * ratios)  # the count mask_tokens masks
+    return float((masked >= mcfg.num_tokens).double().mean())
+
+
 def first_step(model, per_position: torch.Tensor) -> dict:
     """What the model predicts at the all-[MASK] grid generation starts from, against the code marginals.
 
@@ -216,6 +227,10 @@ class Study:
         with _no_training():
             model, _ = run.mage(self.tokenizer, name, **changes)
         entry["first_step"] = first_step(model, self.position_marginal)
+        # how often training showed the model the input generation starts from
+        share = fully_masked_share(model.cfg)
+        entry["fully_masked_in_training"] = {"share": share, "steps": run.cfg.mage_train.steps,
+                                             "images": round(share * run.cfg.mage_train.steps * run.cfg.mage_train.batch_size)}
         settings = {BASELINE: {}} | dict(DECODING)
         for label, setting in settings.items():
             if label not in entry["settings"]:
@@ -301,6 +316,11 @@ def render(results: dict) -> str:
             lines.append(f"| {k} | {f['entropy']:.2f} | {f['entropy_position_marginal']:.2f} | "
                          f"{f['entropy_code_marginal']:.2f} | {f['uniform']:.2f} | {f['kl_from_position_marginal']:.2f} | "
                          f"{f['distinct_argmax']} |")
+    exposure = {k: e["fully_masked_in_training"] for k, e in results["models"].items() if "fully_masked_in_training" in e}
+    if exposure:
+        lines += ["", "How often training showed each model generation's first input, every token masked: "
+                  + "; ".join(f"{k}: {100 * x['share']:.2f} % of its {x['steps']} batches, about {x['images']:,} images"
+                              for k, x in exposure.items()) + "."]
     return "\n".join(lines)
 
 

@@ -29,7 +29,7 @@ import torch
 from ..artifacts import (REPO_ROOT, atomic_torch_save, atomic_write_bytes, check_shipped_file, is_tracked, load_json,
                          load_state, published_run, runs_root, save_json, sha256_of, shipped_name)
 from ..config import ConfigError, Preset, load_preset
-from .cli import cli
+from .cli import check_record, cli
 from .readme import render_block
 from ..artifacts import flatten_metrics as flatten
 from .records import models_used
@@ -319,9 +319,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> int:
         if args.cmd == "compare" and args.render:
-            if not Path(args.render).is_file():
-                raise ConfigError(f"{args.render} does not exist; pass the check `python -m mage_lite pretrained compare` "
-                                  "wrote, e.g. reports/cpu/pretrained_check.json")
+            check_record(args.render, "the check `python -m mage_lite pretrained compare` wrote",
+                         "reports/cpu/pretrained_check.json", render_check)
             print(f"rendered {render_block(BLOCK, args.render, render_check)}")
             return 0
         if args.cmd == "compare":

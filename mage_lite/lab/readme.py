@@ -6,9 +6,10 @@ block with :func:`write_block` (or :func:`render_block`, from its committed JSON
 reads it back with :func:`read_block` and compares it with the same rendering. Nothing between
 markers is written by hand.
 
-The blocks of README.md (and of docs/lab.md, the lab's records: :data:`HOMES`) and the command that writes each:
+The blocks of README.md (the course's front page), docs/results.md (what the runs measured) and docs/lab.md
+(the lab's records about itself), each block's file given by :data:`HOMES`, and the command that writes each:
 
-    course-map, results           python -m mage_lite results
+    course-map, headline, results python -m mage_lite results
     pretrained-check              python -m mage_lite pretrained compare --render reports/cpu/pretrained_check.json
     budget-table                  python -m mage_lite config
     ci-time, bench-table, bench-gpu-table   python -m mage_lite bench --render-ci / --render FILE
@@ -25,15 +26,25 @@ from typing import Callable
 from ..artifacts import REPO_ROOT, load_json
 
 README = REPO_ROOT / "README.md"
+RESULTS_PAGE = REPO_ROOT / "docs" / "results.md"
 LAB_RECORDS = REPO_ROOT / "docs" / "lab.md"
-# The blocks that live outside README.md: the lab's records about itself, kept off the course's front page
-HOMES = {name: LAB_RECORDS for name in ("ci-time", "threads-table", "bank-table", "design-table", "bench-table",
-                                        "bench-gpu-table")}
+# The blocks that live outside README.md, which stays short enough to read as the course's front page:
+# the full tables of what the runs measured, and the lab's records about itself.
+HOMES = {
+    **{name: RESULTS_PAGE for name in ("results", "budget-table", "report-table", "budget-curve", "budget-curve-cpu")},
+    **{name: LAB_RECORDS for name in ("ci-time", "threads-table", "bank-table", "design-table", "bench-table",
+                                      "bench-gpu-table")},
+}
 
 
 def home(name: str) -> Path:
-    """The file block ``name`` lives in: README.md, or docs/lab.md for the lab's records (:data:`HOMES`)."""
+    """The file block ``name`` lives in: README.md unless :data:`HOMES` names docs/results.md or docs/lab.md."""
     return HOMES.get(name, README)
+
+
+def link_base(name: str) -> str:
+    """What a repository-relative link inside block ``name`` needs in front ("../" for a block under docs/)."""
+    return "../" * len(home(name).relative_to(REPO_ROOT).parent.parts)
 
 
 def markers(name: str) -> tuple[str, str]:

@@ -15,9 +15,9 @@ from typing import Callable
 
 from ..artifacts import REPO_ROOT, load_json
 from ..names import NB00, NB01, NB02, NB03, NB04, NB05, STEMS, GenerationNoise
-from .readme import write_block
+from .readme import link_base, write_block
 
-RESULTS_BLOCK, COURSE_BLOCK = "results", "course-map"  # README.md's blocks (mage_lite.lab.readme)
+RESULTS_BLOCK, COURSE_BLOCK, HEADLINE_BLOCK = "results", "course-map", "headline"  # the file each lives in: lab.readme.HOMES
 RUNTIME_BLOCK = "runtime"  # in each notebook's opening markdown cell
 PRESETS = ("ci", "cpu", "gpu")  # the columns, in this order, where published
 
@@ -164,7 +164,7 @@ def render(root: Path | None = None, presets: tuple = PRESETS) -> str:
         dataset = command.split("--dataset ")[1].split()[0] if "--dataset " in command else ""
         shown = command.replace(dataset, "PATH/TO/" + Path(dataset).name) if dataset else command
         lines.append(f"- `{p}`: `{shown}`, seed 0; metrics, figures and executed notebooks in "
-                     f"[`reports/{p}/`](reports/{p}/README.md).")
+                     f"[`reports/{p}/`]({link_base(RESULTS_BLOCK)}reports/{p}/README.md).")
     lines.append("")
     for title, rows in TABLES.items():
         lines += [f"**{title}**", "", head, rule]
@@ -175,6 +175,27 @@ def render(root: Path | None = None, presets: tuple = PRESETS) -> str:
     for stem in NB.values():
         lines.append(f"| {stem} | " + " | ".join(f"{minutes(timings[p][stem]):.1f}" if stem in timings[p] else "not run"
                                                for p in runs) + " |")
+    return "\n".join(lines)
+
+
+# The front page's few rows, chosen from TABLES by label: the four encoders against the pixels, and generation
+HEADLINE = ("raw pixels", "MAE, norm-pix target, mask 0.75", "MAGE", "MAGE-C (contrastive co-training)",
+            "fd_classifier: MAGE / untrained / tokenizer reconstructions / real test images")
+
+
+def render_headline(root: Path | None = None, presets: tuple = PRESETS) -> str:
+    """The README's headline: a few rows of the Results tables (:data:`HEADLINE`), one column per published preset."""
+    runs = published(root, presets)
+    if not runs:
+        return "No run has been published yet."
+    metrics = {p: load_metrics(f) for p, f in runs.items()}
+    rows = {row.label: row for table in TABLES.values() for row in table}
+    budget = rows["training budget, epochs of the train split: MAE / MAGE / MAGE-C (equal by design)"]
+    lines = ["| | " + " | ".join(f"`{p}`" for p in runs) + " |", "| --- |" + " --- |" * len(runs),
+             "| epochs per model (MAE / MAGE / MAGE-C) | " + " | ".join(_cell(budget, metrics[p]) for p in runs) + " |"]
+    for label in HEADLINE:
+        shown = f"linear probe: {label}" if "fd_classifier" not in label else f"generation, {label} (lower is better)"
+        lines.append(f"| {shown} | " + " | ".join(_cell(rows[label], metrics[p]) for p in runs) + " |")
     return "\n".join(lines)
 
 
@@ -210,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
 
     argparse.ArgumentParser(prog="python -m mage_lite results", description=__doc__.split("\n")[0]).parse_args(argv)
     write_block(RESULTS_BLOCK, render())
+    write_block(HEADLINE_BLOCK, render_headline())
     readme = write_block(COURSE_BLOCK, render_course_map())
     for stem in NB.values():
         write_block(RUNTIME_BLOCK, render_runtime(stem), REPO_ROOT / "notebooks" / f"{stem}.py")

@@ -7,6 +7,7 @@
     python -m mage_lite run --preset cpu --pretrained --dataset PATH  # committed weights, no training
     python -m mage_lite run --preset cpu --pretrained-or-train --dataset PATH --seed 1  # train what they do not match
     python -m mage_lite publish --preset cpu            # metrics, figures, notebooks -> reports/cpu/
+    python -m mage_lite publish --refresh               # reports/*/: headers from the timings, relative paths
     python -m mage_lite list
 
 The jupytext ``.py`` files in ``notebooks/`` are the source. Executed notebooks and their
@@ -117,7 +118,8 @@ def execute(book: Path, params: dict, out_dir: Path, progress: bool = True, name
             raise OSError(errno.ENOSPC, "No space left on device", full.group(1)) from None
         tidy_saved(out)
         raise NotebookFailed(
-            f"{book.stem} failed in cell {e.cell_index} (execution count {e.exec_count}): {e.ename}: {e.evalue}; "
+            f"{book.stem} failed in cell {e.cell_index} (execution count {e.exec_count}): {e.ename}: "
+            f"{str(e.evalue).rstrip('.')}; "
             f"the executed notebook with the traceback is {out}") from None
     tidy_saved(out)
     body, _ = HTMLExporter().from_filename(str(out))
@@ -158,8 +160,14 @@ def publish(preset: str, dest: Path | None = None) -> Path:
     """Copy a preset's finished run, without its models, to ``reports/<preset>/``: the summary,
     each notebook's ``metrics.json`` and figures, ``timings.json`` and the executed notebooks
     (readable with their outputs on the repository page). ``python -m mage_lite results``
-    renders the README's Results from these files."""
+    renders the README's Results from these files.
+
+    What the copies show is then made the run's own (:func:`mage_lite.lab.published.refresh`): each
+    notebook's runtime header is rendered from the published timings, this preset's included, and the
+    machine's absolute paths become repository-relative ones."""
     import shutil
+
+    from .published import refresh, refresh_all
 
     src = runs_root() / preset
     if not (src / "summary.md").exists():
@@ -179,6 +187,9 @@ def publish(preset: str, dest: Path | None = None) -> Path:
     summary = re.sub(r"executed notebook: notebooks/(\S+)\.html", r"executed notebook: [notebooks/\1.ipynb](notebooks/\1.ipynb)",
                      (src / "summary.md").read_text())
     (dest / "README.md").write_text(summary + "\nFigures and metrics: the folders beside this file, one per notebook and seed.\n")
+    refresh(dest)
+    if dest.resolve().parent == (REPO_ROOT / "reports").resolve():  # its timings show in every published header
+        refresh_all()
     return dest
 
 
@@ -231,7 +242,13 @@ def run(preset: str, only: list[str] | None = None, dataset: str = "", seed: int
         + (["--pretrained-or-train" if train_unmatched else "--pretrained"] if pretrained else [])
         + ([f"--set {' '.join(f'{k}={json.dumps(v)}' for k, v in overrides.items())}"] if overrides else []))
     with kernel_environment(environment):
-        check_writable(runs_root() / preset, "set MAGE_LITE_RUNS_DIR to a folder you can write to")
+        # The folder the executed notebooks go to, not only the preset's: a file in the way of either would
+        # otherwise be found only after the first notebook ran.
+        for folder in (runs_root() / preset, runs_root() / preset / "notebooks"):
+            check_writable(folder, "set MAGE_LITE_RUNS_DIR to a folder you can write to")
+        timings = runs_root() / preset / "timings.json"
+        if timings.exists():
+            load_json(timings)  # a damaged record is named now, not after the first notebook
         return _execute_all(preset, books, params, command, progress)
 
 
@@ -277,12 +294,18 @@ def main(argv: list[str] | None = None) -> int:
                    help="as --pretrained, but train the models the committed weights do not match")
     pub = sub.add_parser("publish", help="copy a finished run's summary and figures to reports/<preset>/")
     pub.add_argument("--preset", default="cpu")
+    pub.add_argument("--refresh", action="store_true",
+                     help="copy nothing: rewrite every published reports/<preset>/ (runtime headers from the published "
+                          "timings, the machine's paths made relative)")
     sub.add_parser("list", help="list the notebooks")
     args = ap.parse_args(argv)
     if args.cmd == "list":
         for b in discover():
             print(b.stem)
         return 0
+    if args.cmd == "publish" and args.refresh:
+        from .published import refresh_all
+        return cli(lambda: print(f"refreshed {len(refresh_all())} published files") or 0)
     if args.cmd == "publish":
         return cli(lambda: print(f"published to {publish(args.preset)}") or 0)
 

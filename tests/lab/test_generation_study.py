@@ -1,6 +1,8 @@
 """The generation study (issue 28) measures cached models only: the ladder, every decoding setting, the first
 decoding step, and the best setting drawn again with other seeds; it resumes and trains nothing."""
 
+import math
+
 import pytest
 import torch
 
@@ -78,3 +80,16 @@ def test_bad_points_and_sample_counts_get_one_line(capsys):
     assert generation_study.main(["--points", "mae/8/0"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1
+
+
+def test_the_share_of_fully_masked_training_inputs_follows_the_ratio_distribution():
+    from types import SimpleNamespace
+
+    from mage_lite.lab.generation_study import fully_masked_share
+
+    cfg = lambda spec: SimpleNamespace(mask_ratio=spec, num_tokens=64)  # noqa: E731
+    assert fully_masked_share(cfg("fixed:1.0")) == 1.0 and fully_masked_share(cfg("fixed:0.75")) == 0.0
+    # MAGE's truncated Gaussian N(0.55, 0.25) on [0.5, 1]: all 64 masked when the ratio exceeds 63/64
+    phi = lambda x: 0.5 * (1 + math.erf((x - 0.55) / (0.25 * math.sqrt(2))))  # noqa: E731
+    exact = (phi(1.0) - phi(63 / 64)) / (phi(1.0) - phi(0.5))
+    assert abs(fully_masked_share(cfg("truncnorm")) - exact) < 0.001 and 0.005 < exact < 0.02

@@ -9,8 +9,18 @@ from mage_lite.lab.readme import read_block
 
 def test_readme_results_are_the_published_metrics():
     assert read_block(results.RESULTS_BLOCK) == results.render().strip(), (
-        "README.md's Results differ from reports/*/: run python -m mage_lite results")
+        "docs/results.md's Results differ from reports/*/: run python -m mage_lite results")
     assert read_block(results.COURSE_BLOCK) == results.render_course_map().strip()
+    assert read_block(results.HEADLINE_BLOCK) == results.render_headline().strip(), (
+        "README.md's headline differs from reports/*/: run python -m mage_lite results")
+
+
+def test_the_headline_is_rows_of_the_results_tables():
+    headline, full = results.render_headline(), results.render()
+    for line in headline.splitlines()[3:]:  # past the header, the rule and the budget row
+        cells = line.split(" | ")[1:]
+        assert any(" | ".join(cells) in row for row in full.splitlines()), line
+    assert headline.count("\n") == 2 + len(results.HEADLINE)
 
 
 @pytest.mark.slow

@@ -307,3 +307,109 @@ def test_record_ci_with_the_wrong_arity_is_one_sentence(values, capsys):
 def test_rendering_a_missing_check_is_one_sentence(tmp_path, capsys):
     assert pretrained.main(["compare", "--render", str(tmp_path / "missing.json")]) == 2
     assert f"{tmp_path / 'missing.json'} does not exist" in _one_line_error(capsys)
+
+
+# --- verification of issue 32 (second pass): what the first fix left ---------------------------------------
+
+def test_a_file_in_the_way_of_the_notebooks_folder_is_refused_up_front(tmp_path, no_kernel, capsys):
+    # case 7: runs/<preset>/ is writable but runs/<preset>/notebooks is a file: a raw FileExistsError before
+    (tmp_path / "runs" / "smoke").mkdir(parents=True)
+    (tmp_path / "runs" / "smoke" / "notebooks").write_text("")
+    assert runner.main(SMOKE) == 2
+    err = _one_line_error(capsys)
+    assert f"cannot write to {tmp_path / 'runs' / 'smoke' / 'notebooks'}: making a file in" in err and "Not a directory" in err
+
+
+def test_a_damaged_timings_record_is_named_before_any_notebook(tmp_path, no_kernel, capsys):
+    # case 7: it used to be found after the first notebook had run
+    (tmp_path / "runs" / "smoke").mkdir(parents=True)
+    (tmp_path / "runs" / "smoke" / "timings.json").write_text("{")
+    assert runner.main(SMOKE) == 2
+    assert f"{tmp_path / 'runs' / 'smoke' / 'timings.json'} is not valid JSON" in _one_line_error(capsys)
+
+
+def test_any_other_file_system_error_ends_in_one_line(tmp_path, monkeypatch, capsys):
+    # case 7: whatever the up-front checks could not foresee is one line naming the path, not a traceback
+    def in_the_way(*args, **kwargs):
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), "/runs/smoke/00_data_and_tools")
+
+    monkeypatch.setenv("MAGE_LITE_RUNS_DIR", str(tmp_path))
+    monkeypatch.setattr(runner, "run", in_the_way)
+    assert runner.main(SMOKE) == 1
+    assert "error: /runs/smoke/00_data_and_tools: File exists; fix that path" in _one_line_error(capsys)
+
+
+@pytest.mark.parametrize("kind, why", [("read-only", "Read-only file system"), ("file in the way", "Not a directory")])
+def test_cifar10_into_an_unwritable_data_folder_is_refused_before_any_kernel(kind, why, tmp_path, monkeypatch, capsys,
+                                                                            no_kernel, no_worker):
+    # case 8: online, but the download could not be written: it used to fail in every notebook's cell 3
+    monkeypatch.setattr(cli, "network_problem", lambda url: "")
+    if kind == "read-only":  # root writes through permission bits: stand in for a read-only mount
+        writable = cli.tempfile.TemporaryFile
+
+        def read_only(*args, dir, **kwargs):
+            if Path(dir).is_relative_to(tmp_path / "data"):
+                raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+            return writable(*args, dir=dir, **kwargs)
+
+        monkeypatch.setattr(cli.tempfile, "TemporaryFile", read_only)
+        (tmp_path / "data").mkdir()
+    else:
+        (tmp_path / "data").write_text("")
+    monkeypatch.setenv("MAGE_LITE_DATA_DIR", str(tmp_path / "data"))
+    for command, argv in ((runner, [*SMOKE, "--dataset", "cifar10"]),
+                          (report_cli, ["--preset", "smoke", "--seeds", "1", "--dataset", "cifar10", "--out",
+                                        str(tmp_path / "out")])):
+        assert command.main(argv) == 2
+        err = _one_line_error(capsys)
+        assert f"cannot write to {tmp_path / 'data'}: making a file in" in err and why in err
+        assert "set MAGE_LITE_DATA_DIR to a folder you can write to" in err
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--set", "mae.patch_size=0"], "mae.patch_size must be at least 1, got 0"),  # was a ZeroDivisionError traceback
+    (["--dataset", "{broken}"], "is a broken link (it points to"),
+])
+def test_more_bad_input_is_refused_before_any_kernel(args, fragment, tmp_path, no_kernel, capsys):
+    (tmp_path / "broken").symlink_to(tmp_path / "nowhere")
+    assert runner.main([*SMOKE, *[a.format(broken=tmp_path / "broken") for a in args]]) == 2
+    assert fragment in _one_line_error(capsys)
+
+
+def test_a_dataset_name_in_another_case_is_the_same_dataset():
+    # case 6: load_dataset reads the names whatever their case, so --dataset SHAPES --set data.dataset=shapes agree
+    assert load_preset("smoke", {"data.dataset": "shapes"}, dataset="SHAPES").data.dataset == "SHAPES"
+
+
+@pytest.mark.parametrize("content", ['{"a": 1}', "[1, 2]", "# a README, not JSON\n", b"\x1f\x8b\x08 gzip bytes"])
+def test_rendering_a_wrong_record_is_one_sentence_without_delete_advice(content, tmp_path, monkeypatch, capsys):
+    # cases 11 and 12: a --render file of the wrong kind was a KeyError traceback, or "it is damaged: delete it"
+    record = tmp_path / "record.json"
+    record.write_bytes(content if isinstance(content, bytes) else content.encode())
+    monkeypatch.setattr(pretrained, "render_block", lambda *a: pytest.fail("a block was written"))
+    monkeypatch.setattr(bench, "render_block", lambda *a: pytest.fail("a block was written"))
+    for command, argv, what in (
+            (pretrained, ["compare", "--render", str(record)], "the check `python -m mage_lite pretrained compare` wrote"),
+            (bench, ["--render", str(record)], "the figures `python -m mage_lite bench --out JSON` wrote"),
+            (bench, ["--render-ci", str(record)], "the record `python -m mage_lite bench --record-ci` wrote")):
+        assert command.main(argv) == 2
+        err = _one_line_error(capsys)
+        assert f"{record} is not {what}" in err and "delete" not in err and "git checkout" not in err
+    assert pretrained.main(["compare", "--render", str(tmp_path)]) == 2
+    assert f"{tmp_path} is a folder; pass the check" in _one_line_error(capsys)
+
+
+def test_record_ci_names_a_log_or_timings_it_cannot_read(tmp_path, capsys):
+    # case 11: a missing, binary or empty log was "[Errno 2] ..." or a codec error naming no file
+    (tmp_path / "bin.log").write_bytes(b"\x1f\x8b\x08\xff")
+    (tmp_path / "empty.log").write_text("")
+    for log, fragment in (("missing.log", "does not exist"), ("bin.log", "is not a text log"), ("empty.log", "is empty")):
+        assert bench.main(["--record-ci", str(tmp_path / log), str(tmp_path / "out.json")]) == 2
+        assert f"{tmp_path / log} {fragment}; pass the log of a finished .ci/run" in _one_line_error(capsys)
+    log = tmp_path / "run.log"
+    log.write_text("2026-12-08\n===== 3 passed in 12.5s =====\nreal\t1m2.5s\n")
+    (tmp_path / "timings.json").write_text("{")
+    assert bench.main(["--record-ci", str(log), str(tmp_path / "out.json"), str(tmp_path / "timings.json")]) == 2
+    err = _one_line_error(capsys)
+    assert f"{tmp_path / 'timings.json'} is not the timings.json of the run's ci notebooks" in err and "delete" not in err
+    assert not (tmp_path / "out.json").exists()

@@ -1,5 +1,5 @@
-"""Writing the report: its README (the claims table, the summary, the grid), its figures, and the project
-README's blocks rendered from the report's committed metrics."""
+"""Writing the report: its README (the claims table, the summary, the grid), its figures, and the project's
+blocks rendered from the report's committed metrics (the summary on README.md, the table on docs/results.md)."""
 
 import json
 import math
@@ -8,12 +8,13 @@ import shutil
 from pathlib import Path
 
 from ...artifacts import load_json, save_json
+from ..published import without_machine_paths
 from ...config import ConfigError, load_preset
 from ...names import NB03, GenerationNoise
 from ..readme import markers, read_block, write_block
 from .claims import ARMS, claim_rows, mean_std
 
-TABLE_BLOCK, SUMMARY_BLOCK = "report-table", "report-summary"  # blocks of README.md (mage_lite.lab.readme); the table also in the report's own README
+TABLE_BLOCK, SUMMARY_BLOCK = "report-table", "report-summary"  # rendered blocks (their files: mage_lite.lab.readme.HOMES); the table also in the report's own README
 
 
 def _pm(xs: list[float]) -> str:
@@ -120,7 +121,7 @@ def write_report(preset: str, seeds: int, status: dict, metrics: dict[str, dict[
         shutil.rmtree(out / "metrics")
     for arm, by_seed in metrics.items():
         for s, m in by_seed.items():
-            save_json(m, out / "metrics" / arm / f"seed{s}.json")
+            save_json(without_machine_paths(m), out / "metrics" / arm / f"seed{s}.json")
     figs = figures(metrics, out / "figures")
     secs = [v["seconds"] for v in status.values() if v.get("seconds")]
     failed = {k: v for k, v in status.items() if v.get("status") in ("failed", "skipped")}
@@ -175,7 +176,7 @@ def render_summary(metrics: dict[str, dict[int, dict]], report_readme: str) -> s
     seeds = max((len(r["seeds"]) for r in rows), default=0)
     lines = [f"Measured with `{command}`: {runs}. Figures and per-seed metrics: "
              "[`reports/report/`](reports/report/README.md).", "",
-             f"**What reproduces at 32 px**, from the verdicts of the {len(rows)} rows below ({seeds} seeds):"]
+             f"**What reproduces at 32 px**, from the verdicts of the {len(rows)} rows of its table ({seeds} seeds):"]
     for prefix, label in VERDICT_GROUPS:
         claims = [r["claim"].claim for r in rows if r["verdict"].startswith(prefix)]
         if claims:
@@ -195,10 +196,10 @@ def render_summary(metrics: dict[str, dict[int, dict]], report_readme: str) -> s
 
 
 def publish(metrics: dict[str, dict[int, dict]], report_readme: str) -> None:
-    """Put the report's table and its summary in the project README, between their markers."""
-    write_block(TABLE_BLOCK, render_table(metrics))
+    """Put the report's table (docs/results.md) and its summary (README.md) between their markers."""
+    page = write_block(TABLE_BLOCK, render_table(metrics))
     readme = write_block(SUMMARY_BLOCK, render_summary(metrics, report_readme))
-    print(f"rendered the report's summary and table in {readme}")
+    print(f"rendered the report's summary in {readme} and its table in {page}")
 
 
 def table_from_readme(text: str) -> str:
