@@ -36,7 +36,11 @@ import torch
 from ..artifacts import REPO_ROOT, load_json, save_json
 from ..config import ConfigError, load_preset
 from .budget_curve import MAGE_ARMS, budget_overrides, point_key, preset_epochs, shipped_weights
-from .cli import check_reachable, cli, resolve_dataset
+from .cli import check_reachable, check_record, cli, resolve_dataset
+from .readme import render_block
+
+BLOCK = "generation-study"  # a rendered block; the file it lives in: mage_lite.lab.readme.HOMES
+NOTEBOOK = REPO_ROOT / "notebooks" / "03_mage_variable_masking.py"  # shows the ladder, in a markdown cell of section 8
 
 # (label, settings) for iterative_decode beside the preset's own (steps, choice temperature): one change at a time
 DECODING = (
@@ -56,6 +60,7 @@ BASELINE = "the preset's decoding"
 CONFIRM_SEEDS = (1000, 2000)  # the best setting's extra sampling seeds (the first is the study's own draw)
 STUDY_SEED = 0
 METRICS = ("fd", "kid", "kid_std", "precision", "recall")
+FIGURE_IMAGES = 12  # images per row of the samples figure (<out>-samples.png): the same seed for every model
 
 
 @contextlib.contextmanager
@@ -174,6 +179,7 @@ class Study:
         if self.results.get("preset") != preset or self.results.get("samples") != samples:
             self.results = {"preset": preset, "samples": samples, "ladder": {}, "models": {}}
         self.results["decoding_default"] = {"steps": self.steps, "choice_temperature": self.choice_temperature}
+        self.figure_rows: dict[str, torch.Tensor] = {}  # label -> (FIGURE_IMAGES, 3, H, W), for samples_figure
 
     def save(self) -> None:
         save_json(self.results, self.out)
@@ -198,6 +204,12 @@ class Study:
             if name not in lad:
                 lad[name] = measure()
                 self.save()
+        from ..fd import decode_ids
+
+        self.figure_rows["real test images"] = real[:FIGURE_IMAGES]
+        self.figure_rows["tokenizer reconstructions"] = recon[:FIGURE_IMAGES]
+        self.figure_rows["each position's marginal"] = decode_ids(
+            self.tokenizer, floor_ids(self.position_marginal, self.n, L, STUDY_SEED)[:FIGURE_IMAGES])
         if "untrained MAGE" not in lad:
             from ..mage_eval import untrained_encoders
 
@@ -218,6 +230,33 @@ class Study:
         m = self.metrics_of_ids(ids)
         return m | {"seconds": round(time.perf_counter() - t0, 1)}
 
+    def sample_images(self, model, setting: dict, n: int) -> torch.Tensor:
+        """``n`` images sampled with ``setting`` (the preset's decoding where it is silent), seed STUDY_SEED."""
+        from ..fd import decode_ids
+        from ..mage_eval import generate
+
+        kw = dict(setting)
+        steps, tau = kw.pop("steps", self.steps), kw.pop("choice_temperature", self.choice_temperature)
+        return decode_ids(self.tokenizer, generate(model, n, steps, tau, STUDY_SEED, self.batch_size, **kw))
+
+    def samples_figure(self, path: Path) -> Path:
+        """One row of images per rung measured in this process (real, reconstructions, each model, a floor)."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        from ..plots import image_rows
+
+        order = ["real test images", "tokenizer reconstructions"]
+        order += [k for k in self.figure_rows if k.startswith("MAGE ")] + ["each position's marginal"]
+        labels = [k for k in order if k in self.figure_rows]
+        fig = image_rows([self.figure_rows[k].cpu() for k in labels], row_titles=labels)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=100, bbox_inches="tight")
+        plt.close(fig)
+        return path
+
     def model(self, model_name: str, epochs: float, seed: int) -> dict:
         """Every decoding setting for one cached model of the curve (``mage`` or ``mage_c``)."""
         key = point_key(model_name, epochs, seed)
@@ -237,6 +276,7 @@ class Study:
                 print(f"generation study: {key}, {label} ...", flush=True)
                 entry["settings"][label] = self.samples_metrics(model, setting, STUDY_SEED)
                 self.save()
+        self.figure_rows[f"MAGE {epochs:g} epochs"] = self.sample_images(model, {}, FIGURE_IMAGES)
         best = min(entry["settings"], key=lambda k: entry["settings"][k]["fd"])
         confirm = entry.setdefault("best", {})
         if confirm.get("setting") != best:
@@ -266,6 +306,16 @@ def seeds_of(entry: dict, label: str) -> list[dict]:
 def _mean_std(xs: list[float]) -> tuple[float, float]:
     t = torch.tensor(xs, dtype=torch.float64)
     return float(t.mean()), (float(t.std()) if len(xs) > 1 else 0.0)
+
+
+def render_ladder(results: dict) -> str:
+    """The ladder alone (its first table, with the sentence above it), as notebook 03 shows it."""
+    return render(results).split("\n\nDecoding settings")[0]
+
+
+def notebook_text(results: dict) -> str:
+    """:func:`render_ladder` as the lines of a markdown cell in a jupytext ``.py`` notebook."""
+    return "\n".join(f"# {line}" if line else "#" for line in render_ladder(results).splitlines())
 
 
 def render(results: dict) -> str:
@@ -342,12 +392,14 @@ def main(argv=None) -> int:
                     help="budget-curve points MODEL/EPOCHS/SEED (default: the preset's own MAGE, then mage/8/0)")
     ap.add_argument("--samples", type=int, default=1000, help="images per row (every row the same number)")
     ap.add_argument("--out", default="reports/generation/cpu.json")
-    ap.add_argument("--render", metavar="JSON", help="print the tables of a finished study and stop")
+    ap.add_argument("--render", metavar="JSON", help="only re-render docs/results.md's tables from a study's JSON")
     args = ap.parse_args(argv)
 
     def body() -> int:
         if args.render:
-            print(render(load_json(args.render)))
+            check_record(args.render, "a generation study's JSON", "reports/generation/cpu.json", render)
+            print(f"rendered {render_block(BLOCK, args.render, render)} and "
+                  f"{render_block(BLOCK, args.render, notebook_text, NOTEBOOK)}")
             return 0
         points = [parse_point(p) for p in args.points] if args.points else [
             ("mage", preset_epochs(args.preset, args.dataset), 0), ("mage", 8.0, 0)]
@@ -359,6 +411,10 @@ def main(argv=None) -> int:
             for model_name, epochs, seed in points:
                 study.model(model_name, epochs, seed)
         print(render(study.results))
+        figure = study.samples_figure(out.with_name(out.stem + "-samples.png"))
+        print(f"samples side by side in {figure}")
+        if out.resolve().is_relative_to((REPO_ROOT / "reports").resolve()):  # a committed study: its pages follow
+            print(f"rendered {render_block(BLOCK, out, render)} and {render_block(BLOCK, out, notebook_text, NOTEBOOK)}")
         return 0
 
     return cli(body)

@@ -18,6 +18,7 @@ The blocks of README.md (the course's front page), docs/results.md (what the run
     design-table                  python -m mage_lite design-check --render FILES
     report-summary, report-table  python -m mage_lite report --render-only
     budget-curve, budget-curve-cpu   python -m mage_lite budget-curve --render FILE
+    generation-study              python -m mage_lite generation-study --render reports/generation/cpu.json
 """
 
 from pathlib import Path
@@ -31,7 +32,8 @@ LAB_RECORDS = REPO_ROOT / "docs" / "lab.md"
 # The blocks that live outside README.md, which stays short enough to read as the course's front page:
 # the full tables of what the runs measured, and the lab's records about itself.
 HOMES = {
-    **{name: RESULTS_PAGE for name in ("results", "budget-table", "report-table", "budget-curve", "budget-curve-cpu")},
+    **{name: RESULTS_PAGE for name in ("results", "budget-table", "report-table", "budget-curve", "budget-curve-cpu",
+                                          "generation-study")},
     **{name: LAB_RECORDS for name in ("ci-time", "threads-table", "bank-table", "design-table", "bench-table",
                                       "bench-gpu-table")},
 }

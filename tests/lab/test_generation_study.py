@@ -68,6 +68,8 @@ def test_smoke_study_measures_cached_models_resumes_and_trains_nothing(tmp_path,
     assert entry["first_step"]["entropy"] <= entry["first_step"]["uniform"] + 1e-9
     text = generation_study.render(r)
     assert "mage/1/0" in text and text.count("\n| ") > 10
+    assert entry["fully_masked_in_training"]["steps"] > 0 and "every token masked" in text
+    assert (tmp_path / "study-samples.png").stat().st_size > 1000  # real, reconstructions, the model, a floor
 
     def measured_again(*a, **k):
         raise AssertionError("a finished study measured again")
@@ -93,3 +95,35 @@ def test_the_share_of_fully_masked_training_inputs_follows_the_ratio_distributio
     phi = lambda x: 0.5 * (1 + math.erf((x - 0.55) / (0.25 * math.sqrt(2))))  # noqa: E731
     exact = (phi(1.0) - phi(63 / 64)) / (phi(1.0) - phi(0.5))
     assert abs(fully_masked_share(cfg("truncnorm")) - exact) < 0.001 and 0.005 < exact < 0.02
+
+
+def test_the_results_page_shows_the_committed_study():
+    from mage_lite.artifacts import REPO_ROOT
+    from mage_lite.lab.readme import read_block
+
+    committed = REPO_ROOT / "reports" / "generation" / "cpu.json"
+    if not committed.exists():
+        pytest.skip("no committed generation study")
+    assert read_block(generation_study.BLOCK) == generation_study.render(load_json(committed)).strip(), (
+        "docs/results.md's generation study differs from its JSON: run python -m mage_lite generation-study "
+        "--render reports/generation/cpu.json")
+
+
+def test_rendering_a_wrong_record_is_one_sentence(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"samples": 3}')
+    assert generation_study.main(["--render", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "is not a generation study's JSON" in err
+
+
+def test_notebook_03_shows_the_committed_ladder():
+    from mage_lite.artifacts import REPO_ROOT
+    from mage_lite.lab.readme import read_block
+
+    committed = REPO_ROOT / "reports" / "generation" / "cpu.json"
+    if not committed.exists():
+        pytest.skip("no committed generation study")
+    text = generation_study.NOTEBOOK.read_text()
+    assert read_block(generation_study.BLOCK, text) == generation_study.notebook_text(load_json(committed)).strip()
+    assert "| tokenizer reconstructions |" in generation_study.render_ladder(load_json(committed))
