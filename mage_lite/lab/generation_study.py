@@ -220,24 +220,23 @@ class Study:
         return lad
 
     def samples_metrics(self, model, setting: dict, seed: int) -> dict:
-        from ..mage_eval import generate
-
-        kw = dict(setting)
-        steps = kw.pop("steps", self.steps)
-        tau = kw.pop("choice_temperature", self.choice_temperature)
         t0 = time.perf_counter()
-        ids = generate(model, self.n, steps, tau, seed, self.batch_size, **kw)
-        m = self.metrics_of_ids(ids)
+        m = self.metrics_of_ids(self.sample_ids(model, setting, self.n, seed))
         return m | {"seconds": round(time.perf_counter() - t0, 1)}
 
-    def sample_images(self, model, setting: dict, n: int) -> torch.Tensor:
-        """``n`` images sampled with ``setting`` (the preset's decoding where it is silent), seed STUDY_SEED."""
-        from ..fd import decode_ids
+    def sample_ids(self, model, setting: dict, n: int, seed: int) -> torch.Tensor:
+        """``n`` token grids sampled with ``setting``, the preset's decoding where it is silent."""
         from ..mage_eval import generate
 
         kw = dict(setting)
         steps, tau = kw.pop("steps", self.steps), kw.pop("choice_temperature", self.choice_temperature)
-        return decode_ids(self.tokenizer, generate(model, n, steps, tau, STUDY_SEED, self.batch_size, **kw))
+        return generate(model, n, steps, tau, seed, self.batch_size, **kw)
+
+    def sample_images(self, model, setting: dict, n: int) -> torch.Tensor:
+        """``n`` images sampled with ``setting``, seed STUDY_SEED, decoded by the tokenizer."""
+        from ..fd import decode_ids
+
+        return decode_ids(self.tokenizer, self.sample_ids(model, setting, n, STUDY_SEED))
 
     def samples_figure(self, path: Path) -> Path:
         """One row of images per rung measured in this process (real, reconstructions, each model, a floor)."""
@@ -308,18 +307,13 @@ def _mean_std(xs: list[float]) -> tuple[float, float]:
     return float(t.mean()), (float(t.std()) if len(xs) > 1 else 0.0)
 
 
-def render_ladder(results: dict) -> str:
-    """The ladder alone (its first table, with the sentence above it), as notebook 03 shows it."""
-    return render(results).split("\n\nDecoding settings")[0]
-
-
 def notebook_text(results: dict) -> str:
     """:func:`render_ladder` as the lines of a markdown cell in a jupytext ``.py`` notebook."""
     return "\n".join(f"# {line}" if line else "#" for line in render_ladder(results).splitlines())
 
 
-def render(results: dict) -> str:
-    """The ladder and the decoding table, as markdown."""
+def render_ladder(results: dict) -> str:
+    """The ladder (its sentence and table), as markdown: docs/results.md's first table, and notebook 03's."""
     n = results["samples"]
     d = results["decoding_default"]
     lines = [f"Generation ladder, `{results['preset']}` preset, {n} images per row against the same reference "
@@ -346,8 +340,13 @@ def render(results: dict) -> str:
     for name in ("untrained MAGE", "each position's marginal, drawn per token", "codebook marginal, drawn per token"):
         if name in lad:
             lines.append(row(name, lad[name]))
-    lines += ["", "Decoding settings, one change at a time from the preset's (fd_classifier / recall, one sampling seed):",
-              ""]
+    return "\n".join(lines)
+
+
+def render(results: dict) -> str:
+    """The ladder, the decoding table, the first step and the training exposure, as markdown."""
+    lines = [render_ladder(results), "",
+             "Decoding settings, one change at a time from the preset's (fd_classifier / recall, one sampling seed):", ""]
     keys = list(results["models"])
     lines += ["| setting | " + " | ".join(keys) + " |", "| --- |" + " --- |" * len(keys)]
     labels = [BASELINE] + [label for label, _ in DECODING]

@@ -183,22 +183,24 @@ def test_two_different_datasets_are_refused(no_kernel, capsys, tmp_path, monkeyp
 
 # --- case 7: a runs or report folder that cannot be written is refused up front -------------------------
 
-def _unwritable(kind: str, tmp_path: Path, monkeypatch) -> Path:
+def _unwritable(kind: str, tmp_path: Path, monkeypatch, name: str = "runs") -> Path:
+    """A folder ``tmp_path / name`` that cannot be written, as ``kind`` says (or one under /proc)."""
+    folder = tmp_path / name
     if kind == "read-only":  # root writes through permission bits: stand in for a read-only mount or immutable folder
         writable = cli.tempfile.TemporaryFile
 
         def read_only(*args, dir, **kwargs):
-            if Path(dir).is_relative_to(tmp_path / "runs"):
+            if Path(dir).is_relative_to(folder):
                 raise OSError(errno.EROFS, os.strerror(errno.EROFS))
             return writable(*args, dir=dir, **kwargs)
 
         monkeypatch.setattr(cli.tempfile, "TemporaryFile", read_only)
-        (tmp_path / "runs").mkdir()
-        return tmp_path / "runs"
+        folder.mkdir()
+        return folder
     if kind == "file in the way":
-        (tmp_path / "runs").write_text("")
-        return tmp_path / "runs"
-    return Path("/proc/mage-lite-runs")  # a folder no process can make
+        folder.write_text("")
+        return folder
+    return Path(f"/proc/mage-lite-{name}")  # a folder no process can make
 
 
 @pytest.mark.parametrize("kind, why", [("read-only", "Read-only file system"), ("file in the way", "Not a directory"),
@@ -344,19 +346,7 @@ def test_cifar10_into_an_unwritable_data_folder_is_refused_before_any_kernel(kin
                                                                             no_kernel, no_worker):
     # case 8: online, but the download could not be written: it used to fail in every notebook's cell 3
     monkeypatch.setattr(cli, "network_problem", lambda url: "")
-    if kind == "read-only":  # root writes through permission bits: stand in for a read-only mount
-        writable = cli.tempfile.TemporaryFile
-
-        def read_only(*args, dir, **kwargs):
-            if Path(dir).is_relative_to(tmp_path / "data"):
-                raise OSError(errno.EROFS, os.strerror(errno.EROFS))
-            return writable(*args, dir=dir, **kwargs)
-
-        monkeypatch.setattr(cli.tempfile, "TemporaryFile", read_only)
-        (tmp_path / "data").mkdir()
-    else:
-        (tmp_path / "data").write_text("")
-    monkeypatch.setenv("MAGE_LITE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("MAGE_LITE_DATA_DIR", str(_unwritable(kind, tmp_path, monkeypatch, name="data")))
     for command, argv in ((runner, [*SMOKE, "--dataset", "cifar10"]),
                           (report_cli, ["--preset", "smoke", "--seeds", "1", "--dataset", "cifar10", "--out",
                                         str(tmp_path / "out")])):
