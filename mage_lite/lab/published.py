@@ -19,7 +19,6 @@ are, a file already right is not written, and a second refresh changes nothing.
 """
 
 import json
-import os
 import re
 from pathlib import Path, PurePosixPath
 
@@ -60,8 +59,9 @@ def machine_folders(folder: Path) -> dict[str, str]:
         if _absolute(written) and PurePosixPath(written).parent.name == "notebooks":
             runs.append(str(PurePosixPath(written).parents[2]))
         datasets.append((paper.get("parameters") or {}).get("dataset"))
-    # the data folder as mage_lite.data.default_data_dir names it, without importing torch
-    data = [str(Path(os.environ.get("MAGE_LITE_DATA_DIR") or REPO_ROOT / "data").expanduser().absolute())]
+    from ..data import default_data_dir
+
+    data = [str(default_data_dir().absolute())]
     data += [str(PurePosixPath(d).parent) for d in filter(_absolute, datasets)]
     out = {str(Path.home()): HOME, str(REPO_ROOT): ""}
     out.update({d: DATA for d in data if not _inside(d, str(REPO_ROOT))})
